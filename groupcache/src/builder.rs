@@ -1,0 +1,256 @@
+//! [`GroupcacheBuilder`]: configuration with documented defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::Tier;
+use crate::codec::{Codec, Postcard};
+use crate::flight::FlightGroup;
+use crate::handle::{Groupcache, Inner};
+use crate::peer::client::ChannelConfig;
+use crate::promotion::{HotCachePolicy, PromoteOneIn};
+use crate::ring::DEFAULT_VNODES;
+use crate::routing::Routing;
+use crate::stats::Counters;
+use crate::{GroupcachePeer, LazyConnector, PeerConnector, ValueLoader};
+
+/// Default main cache capacity: 64 MiB of encoded values and keys.
+pub const DEFAULT_MAIN_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// Default time-to-live of hot cache entries: 60 s.
+pub const DEFAULT_HOT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default deadline of a peer request: 2 s.
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default deadline for opening a connection to a peer: 1 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default maximum key length: 1 KiB.
+pub const DEFAULT_MAX_KEY_LEN: usize = 1024;
+/// Default maximum encoded value size: 8 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Room for protobuf framing around the largest value in a gRPC message.
+const MESSAGE_OVERHEAD: usize = 1024;
+
+/// Settings fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_size: usize,
+}
+
+impl Config {
+    /// The gRPC message size limit for both directions, both sides.
+    pub(crate) fn max_message_size(&self) -> usize {
+        self.max_value_size.saturating_add(MESSAGE_OVERHEAD)
+    }
+}
+
+/// Builds a [`Groupcache`]; see [`Groupcache::builder`]. Every setting has a default.
+///
+/// Peers of one cluster should share `max_key_len`, `max_value_size`, `virtual_nodes` and the
+/// codec: the ring only agrees across peers built with the same number of virtual nodes.
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct GroupcacheBuilder<V> {
+    me: GroupcachePeer,
+    loader: Arc<dyn ValueLoader<Value = V>>,
+    codec: Arc<dyn Codec<V>>,
+    main_capacity: u64,
+    hot_capacity: Option<u64>,
+    main_ttl: Option<Duration>,
+    hot_ttl: Option<Duration>,
+    promotion: Arc<dyn HotCachePolicy>,
+    peer_timeout: Duration,
+    connect_timeout: Duration,
+    max_key_len: usize,
+    max_value_size: usize,
+    vnodes: usize,
+    connector: Arc<dyn PeerConnector>,
+}
+
+impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
+    pub(crate) fn new(me: GroupcachePeer, loader: Arc<dyn ValueLoader<Value = V>>) -> Self
+    where
+        Postcard: Codec<V>,
+    {
+        GroupcacheBuilder {
+            me,
+            loader,
+            codec: Arc::new(Postcard),
+            main_capacity: DEFAULT_MAIN_CACHE_CAPACITY,
+            hot_capacity: None,
+            main_ttl: None,
+            hot_ttl: Some(DEFAULT_HOT_CACHE_TTL),
+            promotion: Arc::new(PromoteOneIn::default()),
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            vnodes: DEFAULT_VNODES,
+            connector: Arc::new(LazyConnector),
+        }
+    }
+
+    /// Capacity of the main cache (values this peer owns), in bytes: the sum of encoded value
+    /// lengths plus key lengths. Default: [`DEFAULT_MAIN_CACHE_CAPACITY`] (64 MiB). `0` disables
+    /// it: every `get` of an owned key then calls the loader (still one call per flight).
+    ///
+    /// A value heavier than the whole cache is returned but not kept.
+    pub fn main_cache_capacity(mut self, bytes: u64) -> Self {
+        self.main_capacity = bytes;
+        self
+    }
+
+    /// Capacity of the hot cache (copies of values owned by other peers), in bytes. Default:
+    /// 1/8 of the main cache capacity. `0` disables it.
+    pub fn hot_cache_capacity(mut self, bytes: u64) -> Self {
+        self.hot_capacity = Some(bytes);
+        self
+    }
+
+    /// How long a value stays in the main cache after it was loaded. Default: no limit (only
+    /// eviction by size, as in Go groupcache).
+    pub fn main_cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.main_ttl = ttl;
+        self
+    }
+
+    /// How long a hot copy of another peer's value is served. This bounds how stale a hot copy
+    /// can be after the owner's value was removed. Default: [`DEFAULT_HOT_CACHE_TTL`] (60 s);
+    /// `None` keeps hot copies until evicted by size.
+    pub fn hot_cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.hot_ttl = ttl;
+        self
+    }
+
+    /// Which values fetched from other peers are kept in the hot cache. Default:
+    /// [`PromoteOneIn(10)`](PromoteOneIn), one in ten at random, as Go groupcache.
+    pub fn hot_cache_policy(mut self, policy: impl HotCachePolicy) -> Self {
+        self.promotion = Arc::new(policy);
+        self
+    }
+
+    /// Deadline of every request to a peer, including waiting for a connection. When it
+    /// passes, this peer loads the value itself. Default: [`DEFAULT_PEER_TIMEOUT`] (2 s).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "peer_timeout must be greater than zero");
+        self.peer_timeout = timeout;
+        self
+    }
+
+    /// Deadline for opening a TCP connection to a peer. Default: [`DEFAULT_CONNECT_TIMEOUT`]
+    /// (1 s), capped at the peer timeout.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "connect_timeout must be greater than zero"
+        );
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Longest accepted key, in bytes. Longer keys are refused with
+    /// [`ErrorKind::KeyTooLong`](crate::ErrorKind::KeyTooLong) before any work or RPC.
+    /// Default: [`DEFAULT_MAX_KEY_LEN`] (1 KiB).
+    ///
+    /// # Panics
+    ///
+    /// If `len` is zero.
+    pub fn max_key_len(mut self, len: usize) -> Self {
+        assert!(len > 0, "max_key_len must be greater than zero");
+        self.max_key_len = len;
+        self
+    }
+
+    /// Largest accepted encoded value, in bytes. A loaded value over it is an error
+    /// ([`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge)) on every peer and is not
+    /// cached. Also sets the gRPC message limits of the peer client and service. Default:
+    /// [`DEFAULT_MAX_VALUE_SIZE`] (8 MiB).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is zero.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "max_value_size must be greater than zero");
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Points per peer on the hash ring. More points balance keys better and cost a little
+    /// more memory and lookup time. Default: 160, which keeps the busiest peer within 1.15x the
+    /// mean load. Must be the same on every peer.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero.
+    pub fn virtual_nodes(mut self, n: usize) -> Self {
+        assert!(n > 0, "virtual_nodes must be greater than zero");
+        self.vnodes = n;
+        self
+    }
+
+    /// The value codec. Default: [`Postcard`]. Must be the same on every peer.
+    pub fn codec(mut self, codec: impl Codec<V>) -> Self {
+        self.codec = Arc::new(codec);
+        self
+    }
+
+    /// How channels to peers are opened. Default: [`LazyConnector`].
+    pub fn peer_connector(mut self, connector: impl PeerConnector) -> Self {
+        self.connector = Arc::new(connector);
+        self
+    }
+
+    /// Builds the cache. Its ring is empty: until [`Groupcache::set_peers`] is called, every key
+    /// is loaded locally.
+    pub fn build(self) -> Groupcache<V> {
+        let config = Config {
+            max_key_len: self.max_key_len,
+            max_value_size: self.max_value_size,
+        };
+        let channel = ChannelConfig {
+            connect_timeout: self.connect_timeout.min(self.peer_timeout),
+            request_timeout: self.peer_timeout,
+            max_message_size: config.max_message_size(),
+        };
+        let hot_capacity = self.hot_capacity.unwrap_or(self.main_capacity / 8);
+        let routing = Routing::new(self.me, self.vnodes, channel, self.connector);
+        Groupcache::from_inner(Inner {
+            loader: self.loader,
+            codec: self.codec,
+            main: Tier::new("groupcache-main", self.main_capacity, self.main_ttl),
+            hot: Tier::new("groupcache-hot", hot_capacity, self.hot_ttl),
+            promotion: self.promotion,
+            fetches: Arc::new(FlightGroup::new()),
+            loads: Arc::new(FlightGroup::new()),
+            routing,
+            config,
+            counters: Counters::default(),
+        })
+    }
+}
+
+impl<V> std::fmt::Debug for GroupcacheBuilder<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupcacheBuilder")
+            .field("me", &self.me)
+            .field("main_capacity", &self.main_capacity)
+            .field("hot_capacity", &self.hot_capacity)
+            .field("main_ttl", &self.main_ttl)
+            .field("hot_ttl", &self.hot_ttl)
+            .field("promotion", &self.promotion)
+            .field("peer_timeout", &self.peer_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_key_len", &self.max_key_len)
+            .field("max_value_size", &self.max_value_size)
+            .field("virtual_nodes", &self.vnodes)
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}

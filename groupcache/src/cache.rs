@@ -1,0 +1,175 @@
+//! The two cache tiers: main (values this peer owns) and hot (copies of other peers' values).
+//!
+//! Both are moka caches bounded by weight in bytes: an entry weighs its encoded value plus its
+//! key. An entry is shared as an `Arc`, so a hit costs a reference-count bump plus a clone of
+//! `V` (make `V` an `Arc` or `Bytes` if it is large).
+//!
+//! Expiry is kept here, not in moka: moka reads `std::time::Instant`, which paused tokio time
+//! in tests cannot move. Each entry carries its deadline as a `tokio::time::Instant`, checked on
+//! read; moka's own bound is size only.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use moka::sync::Cache;
+use tokio::time::Instant;
+
+use crate::stats::TierStats;
+
+/// One cached value: decoded for local callers, encoded for peers and for weighing.
+#[derive(Debug)]
+pub(crate) struct Entry<V> {
+    pub(crate) value: V,
+    pub(crate) encoded: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl<V> Entry<V> {
+    pub(crate) fn new(value: V, encoded: Bytes, ttl: Option<Duration>) -> Arc<Self> {
+        Arc::new(Entry {
+            value,
+            encoded,
+            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+        })
+    }
+
+    fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= Instant::now())
+    }
+}
+
+/// A size-bounded tier. A tier of capacity zero stores nothing.
+pub(crate) struct Tier<V> {
+    cache: Option<Cache<String, Arc<Entry<V>>>>,
+    ttl: Option<Duration>,
+    evictions: Arc<AtomicU64>,
+}
+
+impl<V: Send + Sync + 'static> Tier<V> {
+    pub(crate) fn new(name: &str, capacity_bytes: u64, ttl: Option<Duration>) -> Self {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let cache = (capacity_bytes > 0).then(|| {
+            let counter = Arc::clone(&evictions);
+            Cache::builder()
+                .name(name)
+                .max_capacity(capacity_bytes)
+                .weigher(|key: &String, entry: &Arc<Entry<V>>| {
+                    u32::try_from(key.len() + entry.encoded.len()).unwrap_or(u32::MAX)
+                })
+                .eviction_listener(move |_key, _entry, cause| {
+                    if cause.was_evicted() {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .build()
+        });
+        Tier {
+            cache,
+            ttl,
+            evictions,
+        }
+    }
+
+    /// The live entry for `key`, if any. An expired entry is dropped and reported as a miss.
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<Entry<V>>> {
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get(key)?;
+        if entry.is_expired() {
+            cache.invalidate(key);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Stores a value under this tier's time-to-live. moka may decline to keep it (a value
+    /// heavier than the whole tier, or a cold key when the tier is full).
+    pub(crate) fn insert(&self, key: &str, value: V, encoded: Bytes) -> Arc<Entry<V>> {
+        let entry = Entry::new(value, encoded, self.ttl);
+        self.insert_entry(key, Arc::clone(&entry));
+        entry
+    }
+
+    pub(crate) fn insert_entry(&self, key: &str, entry: Arc<Entry<V>>) {
+        if let Some(cache) = &self.cache {
+            cache.insert(key.to_owned(), entry);
+        }
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> TierStats {
+        let Some(cache) = &self.cache else {
+            return TierStats::default();
+        };
+        cache.run_pending_tasks();
+        TierStats {
+            entries: cache.entry_count(),
+            weighted_bytes: cache.weighted_size(),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Tier<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field(
+                "capacity",
+                &self.cache.as_ref().and_then(|c| c.policy().max_capacity()),
+            )
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_on_tokio_time() {
+        let tier = Tier::new("t", 1 << 20, Some(Duration::from_secs(10)));
+        tier.insert("k", 1u32, Bytes::from_static(b"1"));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(tier.get("k").is_some(), "served before expiry");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(tier.get("k").is_none(), "gone after expiry");
+        assert_eq!(tier.stats().evictions, 1);
+    }
+
+    #[test]
+    fn weight_is_key_plus_encoded_bytes_and_stays_bounded() {
+        let tier = Tier::new("t", 10_000, None);
+        for i in 0..100 {
+            tier.insert(&format!("key-{i:03}"), i, Bytes::from(vec![0u8; 993]));
+        }
+        let stats = tier.stats();
+        assert!(stats.weighted_bytes <= 10_000, "{stats:?}");
+        assert!(stats.entries <= 10, "{stats:?}");
+        assert!(stats.evictions >= 90, "{stats:?}");
+    }
+
+    #[test]
+    fn a_value_heavier_than_the_tier_is_not_kept() {
+        let tier = Tier::new("t", 100, None);
+        tier.insert("big", 0u8, Bytes::from(vec![0u8; 1000]));
+        tier.stats();
+        assert!(tier.get("big").is_none());
+    }
+
+    #[test]
+    fn a_zero_capacity_tier_stores_nothing() {
+        let tier = Tier::new("t", 0, None);
+        tier.insert("k", 1u8, Bytes::from_static(b"1"));
+        assert!(tier.get("k").is_none());
+        assert_eq!(tier.stats(), TierStats::default());
+    }
+}

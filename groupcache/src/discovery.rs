@@ -1,0 +1,81 @@
+//! Membership: [`Groupcache::set_peers`] for pull-based discovery (apply the whole list),
+//! [`Groupcache::add_peer`] and [`Groupcache::remove_peer`] for push-based discovery.
+//!
+//! The ring holds exactly the peers discovery reports, so every peer given the same list
+//! agrees on every key's owner. A member that cannot be reached stays in the ring: requests to
+//! it fall back to a local load (rule 5) until it answers again; tonic reconnects on its own.
+
+use crate::routing::Change;
+use crate::{Error, Groupcache, GroupcachePeer};
+
+impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
+    /// Replaces the cluster membership with exactly `peers` (order and duplicates do not
+    /// matter). Include this peer's own address: a peer missing from the list owns no keys and
+    /// asks the others for everything. An empty list makes this peer load every key itself.
+    ///
+    /// The new ring is swapped in atomically: a `get` running concurrently routes by either the
+    /// old or the new ring, never a mix. Channels to peers that stay are kept.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), groupcache::Error> {
+    /// let peers = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"];
+    /// cache.set_peers(peers.map(|p| p.parse().unwrap())).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the peer connector cannot open a
+    /// channel to a new peer; the membership is then left as it was.
+    pub async fn set_peers(
+        &self,
+        peers: impl IntoIterator<Item = GroupcachePeer>,
+    ) -> Result<(), Error> {
+        let change = self.inner().routing.set(peers.into_iter().collect())?;
+        self.log_change(&change);
+        Ok(())
+    }
+
+    /// Adds one peer to the membership (no change if it is already a member).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_peers`](Self::set_peers).
+    pub async fn add_peer(&self, peer: GroupcachePeer) -> Result<(), Error> {
+        let change = self.inner().routing.update(|peers| peers.push(peer))?;
+        self.log_change(&change);
+        Ok(())
+    }
+
+    /// Removes one peer from the membership (no change if it is not a member).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_peers`](Self::set_peers).
+    pub async fn remove_peer(&self, peer: &GroupcachePeer) -> Result<(), Error> {
+        let change = self
+            .inner()
+            .routing
+            .update(|peers| peers.retain(|p| p != peer))?;
+        self.log_change(&change);
+        Ok(())
+    }
+
+    /// The current members, sorted by address.
+    pub fn peers(&self) -> Vec<GroupcachePeer> {
+        self.inner().routing.peers()
+    }
+
+    fn log_change(&self, change: &Change) {
+        if !change.added.is_empty() || !change.removed.is_empty() {
+            tracing::info!(
+                me = %self.me(),
+                added = ?change.added,
+                removed = ?change.removed,
+                members = self.inner().routing.peers().len(),
+                "peer set changed"
+            );
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The detached flight group: at most one load per key at a time on this peer, shared by every
+//! caller that asks while it runs.
+//!
+//! The load runs in its own tokio task (the "flight"), not in the first caller's future. So a
+//! caller that gives up (timeout, dropped future, aborted task) never cancels it: the other
+//! callers still get the value, and it still fills the cache. Waiters subscribe to a `watch`
+//! channel that the flight writes once.
+//!
+//! The map entry is removed by a drop guard owned by the flight task, after the result is
+//! published. The guard runs on every exit path (normal end, panic, the task being dropped at
+//! runtime shutdown) and removes the entry only if it still belongs to this flight, so a newer
+//! flight for the same key is never removed by an older one. A panic in the work is caught and
+//! delivered to every waiter as an error; nothing is left behind.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::collections::hash_map;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::FutureExt;
+use tokio::sync::watch;
+
+use crate::{Error, ErrorKind};
+
+type Slot<T> = Option<Result<T, Error>>;
+
+/// One flight group. `T` is what a flight produces; it is cloned to every waiter.
+pub(crate) struct FlightGroup<T> {
+    /// A std mutex, not a tokio one: it is held only to look up or insert an entry, never across
+    /// an `.await`, and is also taken from `Drop`, which cannot await.
+    flights: Mutex<HashMap<String, Flight<T>>>,
+    next_id: AtomicU64,
+}
+
+struct Flight<T> {
+    /// Tells this flight apart from a later one for the same key.
+    id: u64,
+    tx: Arc<watch::Sender<Slot<T>>>,
+}
+
+/// A caller's place in a flight: await [`Ticket::wait`] for the result. Dropping it leaves
+/// the flight running.
+pub(crate) struct Ticket<T> {
+    rx: watch::Receiver<Slot<T>>,
+    role: Role,
+}
+
+impl<T> Ticket<T> {
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl<T: Clone> Ticket<T> {
+    /// The flight's result, shared with every other caller of the flight.
+    pub(crate) async fn wait(mut self) -> Result<T, Error> {
+        let filled = match self.rx.wait_for(Option::is_some).await {
+            Ok(slot) => slot.clone(),
+            // Every sender is gone without a result: the flight task was dropped (runtime
+            // shutdown) before it finished.
+            Err(_) => None,
+        };
+        filled.unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::Abandoned,
+                "the load task was dropped before it finished (is the runtime shutting down?)",
+            ))
+        })
+    }
+}
+
+/// How a caller took part in a flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Started the flight.
+    Leader,
+    /// Joined a flight already running.
+    Joined,
+}
+
+impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
+    pub(crate) fn new() -> Self {
+        FlightGroup {
+            flights: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Flight<T>>> {
+        // The lock guards plain map operations that cannot panic halfway; a poisoned map is
+        // still consistent.
+        self.flights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins the flight for `key`, starting one with `work` if none is running. `work` is
+    /// called at most once, only by a leader, and its future is spawned at once, so it runs to
+    /// completion even if no one ever awaits the returned ticket.
+    ///
+    /// Must be called within a tokio runtime.
+    pub(crate) fn join<F, Fut>(self: &Arc<Self>, key: &str, work: F) -> Ticket<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let mut flights = self.lock();
+        match flights.entry(key.to_owned()) {
+            hash_map::Entry::Occupied(flight) => Ticket {
+                rx: flight.get().tx.subscribe(),
+                role: Role::Joined,
+            },
+            hash_map::Entry::Vacant(slot) => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = watch::channel(None);
+                let tx = Arc::new(tx);
+                slot.insert(Flight {
+                    id,
+                    tx: Arc::clone(&tx),
+                });
+                let guard = FlightGuard {
+                    group: Arc::clone(self),
+                    key: key.to_owned(),
+                    id,
+                };
+                let fut = work();
+                tokio::spawn(async move {
+                    // Dropped last: the entry goes away only after the result is out.
+                    let _guard = guard;
+                    let result = AssertUnwindSafe(fut)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(panic_error(&*panic)));
+                    tx.send_replace(Some(result));
+                });
+                Ticket {
+                    rx,
+                    role: Role::Leader,
+                }
+            }
+        }
+    }
+
+    /// Flights running now.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Callers waiting on the flight for `key` (0 if none is running).
+    pub(crate) fn waiters(&self, key: &str) -> usize {
+        self.lock()
+            .get(key)
+            .map_or(0, |flight| flight.tx.receiver_count())
+    }
+}
+
+impl<T> std::fmt::Debug for FlightGroup<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightGroup").finish_non_exhaustive()
+    }
+}
+
+/// Removes a flight's map entry when the flight task ends, however it ends.
+struct FlightGuard<T: Clone + Send + Sync + 'static> {
+    group: Arc<FlightGroup<T>>,
+    key: String,
+    id: u64,
+}
+
+impl<T: Clone + Send + Sync + 'static> Drop for FlightGuard<T> {
+    fn drop(&mut self) {
+        let mut flights = self.group.lock();
+        if flights.get(&self.key).is_some_and(|f| f.id == self.id) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a message gives a `&str` or a `String`).
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+fn panic_error(panic: &(dyn Any + Send)) -> Error {
+    Error::new(
+        ErrorKind::LoaderPanicked,
+        format!("loader panicked: {}", panic_message(panic)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+    use tokio::sync::Notify;
+    use tokio::time::timeout;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    async fn wait_for_waiters(group: &FlightGroup<u32>, key: &str, n: usize) {
+        while group.waiters(key) != n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let gate = Arc::new(Notify::new());
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..100 {
+                let (group, runs, gate) = (group.clone(), runs.clone(), gate.clone());
+                tasks.spawn(async move {
+                    let ticket = group.join("k", || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        gate.notified().await;
+                        Ok(7)
+                    });
+                    let role = ticket.role();
+                    (ticket.wait().await, role)
+                });
+            }
+            wait_for_waiters(&group, "k", 100).await;
+            gate.notify_one();
+            let mut leaders = 0;
+            while let Some(joined) = tasks.join_next().await {
+                let (result, role) = joined.unwrap();
+                assert_eq!(result.unwrap(), 7);
+                leaders += usize::from(role == Role::Leader);
+            }
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+            assert_eq!(leaders, 1);
+            assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_leader_does_not_cancel_the_flight() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let gate = Arc::new(Notify::new());
+            let g = gate.clone();
+            let leader = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    group
+                        .join("k", || async move {
+                            g.notified().await;
+                            Ok(1)
+                        })
+                        .wait()
+                        .await
+                }
+            });
+            wait_for_waiters(&group, "k", 1).await;
+            let follower = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    let ticket = group.join("k", || async { Ok(2) });
+                    let role = ticket.role();
+                    (ticket.wait().await, role)
+                }
+            });
+            wait_for_waiters(&group, "k", 2).await;
+            leader.abort();
+            wait_for_waiters(&group, "k", 1).await;
+            gate.notify_one();
+            let (result, role) = follower.await.unwrap();
+            assert_eq!(result.unwrap(), 1, "the follower got the leader's flight");
+            assert_eq!(role, Role::Joined);
+            assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn a_panic_reaches_every_waiter_and_leaves_nothing_behind() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let result = group
+                .join("k", || async { panic!("db exploded") })
+                .wait()
+                .await;
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::LoaderPanicked);
+            assert!(err.to_string().contains("db exploded"), "{err}");
+            assert_eq!(group.len(), 0);
+            let ticket = group.join("k", || async { Ok(3) });
+            assert_eq!(ticket.role(), Role::Leader);
+            assert_eq!(ticket.wait().await.unwrap(), 3);
+        })
+        .await
+        .expect("timed out");
+    }
+}

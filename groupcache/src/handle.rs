@@ -1,0 +1,448 @@
+//! [`Groupcache`]: the handle applications hold, and the lookup path behind it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::builder::{Config, GroupcacheBuilder};
+use crate::cache::{Entry, Tier};
+use crate::codec::Codec;
+use crate::flight::{FlightGroup, Role, Ticket};
+use crate::peer::server::GroupcacheService;
+use crate::peer::status::PeerFailure;
+use crate::promotion::HotCachePolicy;
+use crate::routing::{Route, Routing};
+use crate::stats::{Counters, Stats};
+use crate::{Error, ErrorKind, GroupcachePeer, NotFound, ValueLoader};
+
+/// A distributed read-through cache: one peer of a cluster.
+///
+/// Cloning is cheap and every clone is the same cache. See the [crate docs](crate) for the
+/// semantics; [`get`](Self::get) and [`remove`](Self::remove) state their contracts.
+pub struct Groupcache<V> {
+    inner: Arc<Inner<V>>,
+}
+
+/// Shared state of one peer. Everything here is immutable or internally synchronised.
+pub(crate) struct Inner<V> {
+    pub(crate) loader: Arc<dyn ValueLoader<Value = V>>,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+    /// Values this peer owns.
+    pub(crate) main: Tier<V>,
+    /// Copies of values other peers own (and of values loaded here as a fallback).
+    pub(crate) hot: Tier<V>,
+    pub(crate) promotion: Arc<dyn HotCachePolicy>,
+    /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
+    pub(crate) fetches: Arc<FlightGroup<Arc<Entry<V>>>>,
+    /// One flight per key for loader calls, shared by this peer's `get`s, fallbacks and
+    /// requests from other peers. Kept apart from `fetches` so that a peer request never waits
+    /// on a fetch that is itself waiting on another peer (rule 6: no loops, no deadlocks).
+    pub(crate) loads: Arc<FlightGroup<Arc<Entry<V>>>>,
+    pub(crate) routing: Routing,
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+}
+
+impl<V> Clone for Groupcache<V> {
+    fn clone(&self) -> Self {
+        Groupcache {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Groupcache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groupcache")
+            .field("me", self.inner.routing.me())
+            .field("routing", &self.inner.routing)
+            .field("main", &self.inner.main)
+            .field("hot", &self.inner.hot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> Groupcache<V>
+where
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Starts building the cache of peer `me` (the address its gRPC service is reachable at,
+    /// as the other peers know it), with `loader` as the source of truth.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use groupcache::{BoxError, Groupcache, ValueLoader};
+    ///
+    /// struct Db;
+    ///
+    /// #[groupcache::async_trait]
+    /// impl ValueLoader for Db {
+    ///     type Value = String;
+    ///     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    ///         Ok(key.to_uppercase())
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let me: std::net::SocketAddr = "10.0.0.1:8080".parse()?;
+    /// let cache = Groupcache::builder(me, Db)
+    ///     .main_cache_capacity(256 * 1024 * 1024)
+    ///     .peer_timeout(Duration::from_millis(500))
+    ///     .build();
+    /// tokio::spawn(
+    ///     tonic::transport::Server::builder()
+    ///         .tcp_nodelay(true)
+    ///         .add_service(cache.grpc_service())
+    ///         .serve(me),
+    /// );
+    /// cache
+    ///     .set_peers(["10.0.0.1:8080", "10.0.0.2:8080"].map(|p| p.parse().unwrap()))
+    ///     .await?;
+    /// assert_eq!(cache.get("hello").await?, "HELLO");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(
+        me: impl Into<GroupcachePeer>,
+        loader: impl ValueLoader<Value = V>,
+    ) -> GroupcacheBuilder<V> {
+        GroupcacheBuilder::new(me.into(), Arc::new(loader))
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
+    pub(crate) fn from_inner(inner: Inner<V>) -> Self {
+        Groupcache {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Returns the value of `key`, from the first place that has it:
+    ///
+    /// 1. this peer's hot cache, then its main cache;
+    /// 2. if this peer owns `key`: the loader, and the value is stored in the main cache;
+    /// 3. otherwise the owning peer, over gRPC; the value may be kept in the hot cache
+    ///    (see [`HotCachePolicy`]).
+    ///
+    /// # Concurrent calls for one key
+    ///
+    /// Callers that miss while a load of `key` is running wait for that load instead of
+    /// starting another: one loader call per key on the owner, and at most one request per key
+    /// from each other peer, however many callers ask at once (rule 2).
+    ///
+    /// # Giving up
+    ///
+    /// The load runs in its own task. A caller that stops waiting (a timeout around `get`, a
+    /// dropped future, an aborted task) does not cancel it: the other callers still get the
+    /// value, and it still fills the cache (rule 3).
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::KeyTooLong`]: `key` exceeds the maximum key length; nothing was sent.
+    /// * [`ErrorKind::NotFound`], [`ErrorKind::Loader`], [`ErrorKind::LoaderPanicked`]: the
+    ///   loader's answer, here or on the owner. All callers of one load get the same error
+    ///   ([`Error::ptr_eq`]); errors are never cached, so the next `get` tries again (rule 4).
+    /// * [`ErrorKind::Unauthenticated`]: the owner refused this peer's credentials. Returned
+    ///   as is, never bypassed by a local load.
+    ///
+    /// If the owner cannot be reached (connection refused, no answer within the peer
+    /// timeout, `Unavailable`), this peer loads the value itself (deduplicated as above),
+    /// counts a peer error and returns the value; it is not stored in the main cache, since
+    /// this peer does not own it (rule 5). A `get` with a dead or slow owner therefore returns
+    /// within the peer timeout plus the load time.
+    pub async fn get(&self, key: &str) -> Result<V, Error> {
+        let inner = &self.inner;
+        Counters::bump(&inner.counters.gets);
+        inner.check_key(key)?;
+        if let Some(entry) = inner.hot.get(key) {
+            Counters::bump(&inner.counters.hot_hits);
+            return Ok(entry.value.clone());
+        }
+        if let Some(entry) = inner.main.get(key) {
+            Counters::bump(&inner.counters.main_hits);
+            return Ok(entry.value.clone());
+        }
+        let this = Arc::clone(inner);
+        let owned = key.to_owned();
+        let ticket = inner
+            .fetches
+            .join(key, move || async move { this.fetch(owned).await });
+        inner.count_role(&ticket, &inner.counters.loads);
+        ticket.wait().await.map(|entry| entry.value.clone())
+    }
+
+    /// Removes `key` from this peer's caches and from the owner's.
+    ///
+    /// After `remove` returns `Ok`, the next `get` of `key` on this peer or on the owner
+    /// loads it again. Other peers are not told: a hot copy they fetched earlier stays valid
+    /// until it expires (the hot cache TTL, 60 s by default) or is evicted, so they may serve
+    /// the old value for that long (rule 9). A load that was already running when `remove`
+    /// was called may still store the value it read.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::KeyTooLong`], or [`ErrorKind::Peer`] if the owner could not be told; the
+    /// local copies are removed in either case.
+    pub async fn remove(&self, key: &str) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.check_key(key)?;
+        Counters::bump(&inner.counters.removes);
+        inner.hot.remove(key);
+        inner.main.remove(key);
+        match inner.routing.route(key) {
+            Route::Local => Ok(()),
+            Route::Remote(client) => client.remove(key).await.map_err(|failure| match failure {
+                PeerFailure::Answer(err) => inner.count_answer(err),
+                PeerFailure::Transport(err) => {
+                    Counters::bump(&inner.counters.peer_errors);
+                    err
+                }
+            }),
+        }
+    }
+
+    /// The gRPC service through which other peers fetch from this one. Mount it in your tonic
+    /// server; the library never binds a port.
+    pub fn grpc_service(&self) -> GroupcacheService<V> {
+        GroupcacheService::new(Arc::clone(&self.inner))
+    }
+
+    /// This peer's address, as given to the builder.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.inner.routing.me().addr()
+    }
+
+    /// This peer's identity on the ring.
+    pub fn me(&self) -> &GroupcachePeer {
+        self.inner.routing.me()
+    }
+
+    /// The peer that owns `key` according to this peer's current ring (this peer itself when
+    /// the ring is empty).
+    pub fn owner_of(&self, key: &str) -> GroupcachePeer {
+        self.inner.routing.owner_of(key)
+    }
+
+    /// A snapshot of this peer's counters and cache sizes.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.inner.counters.snapshot();
+        stats.main_cache = self.inner.main.stats();
+        stats.hot_cache = self.inner.hot.stats();
+        stats
+    }
+
+    pub(crate) fn inner(&self) -> &Inner<V> {
+        &self.inner
+    }
+}
+
+/// Accessors for black-box tests: whether flights are left behind, how many callers wait.
+#[cfg(feature = "test-util")]
+impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
+    /// Flights (fetches and loads) running on this peer now. `0` when idle: a flight never
+    /// outlives its task.
+    pub fn inflight_len(&self) -> usize {
+        self.inner.fetches.len() + self.inner.loads.len()
+    }
+
+    /// Local `get` callers waiting on the fetch flight for `key`.
+    pub fn inflight_waiters(&self, key: &str) -> usize {
+        self.inner.fetches.waiters(key)
+    }
+
+    /// Callers (local fetches and peer requests) waiting on the loader flight for `key`.
+    pub fn inflight_load_waiters(&self, key: &str) -> usize {
+        self.inner.loads.waiters(key)
+    }
+}
+
+// ===== impl Inner: the lookup path =====
+
+impl<V: Clone + Send + Sync + 'static> Inner<V> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), Error> {
+        if key.len() > self.config.max_key_len {
+            Counters::bump(&self.counters.rejected_keys);
+            return Err(Error::new(
+                ErrorKind::KeyTooLong,
+                format!(
+                    "{} bytes exceeds the maximum key length of {} bytes \
+                     (GroupcacheBuilder::max_key_len)",
+                    key.len(),
+                    self.config.max_key_len
+                ),
+            )
+            .with_key(key));
+        }
+        Ok(())
+    }
+
+    fn count_role<T>(&self, ticket: &Ticket<T>, leader_counter: &std::sync::atomic::AtomicU64) {
+        match ticket.role() {
+            Role::Leader => Counters::bump(leader_counter),
+            Role::Joined => Counters::bump(&self.counters.loads_deduped),
+        }
+    }
+
+    fn count_answer(&self, err: Error) -> Error {
+        if err.kind() == ErrorKind::Unauthenticated {
+            Counters::bump(&self.counters.auth_failures);
+            tracing::error!(error = %err, "peer refused this peer's credentials");
+        }
+        err
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<Entry<V>>> {
+        self.main.get(key).or_else(|| self.hot.get(key))
+    }
+
+    /// A fetch flight: the value of `key` from the owner, or loaded here.
+    async fn fetch(self: Arc<Self>, key: String) -> Result<Arc<Entry<V>>, Error> {
+        // A previous flight may have filled the cache between the caller's miss and now.
+        if let Some(entry) = self.cached(&key) {
+            return Ok(entry);
+        }
+        let client = match self.routing.route(&key) {
+            Route::Local => return self.load(&key).await,
+            Route::Remote(client) => client,
+        };
+        Counters::bump(&self.counters.peer_loads);
+        let failure = match client.get(&key).await {
+            Ok(bytes) => match self.codec.decode(bytes.clone()) {
+                Ok(value) => return Ok(self.keep_fetched(&key, value, bytes)),
+                Err(e) => PeerFailure::Transport(
+                    Error::new(
+                        ErrorKind::Codec,
+                        format!("the owner's reply could not be decoded: {e}"),
+                    )
+                    .with_key(&key)
+                    .with_peer(client.peer())
+                    .with_source(e),
+                ),
+            },
+            Err(failure) => failure,
+        };
+        match failure {
+            PeerFailure::Answer(err) => Err(self.count_answer(err)),
+            PeerFailure::Transport(err) => {
+                Counters::bump(&self.counters.peer_errors);
+                Counters::bump(&self.counters.fallback_loads);
+                tracing::warn!(
+                    key = %key,
+                    owner = %client.peer(),
+                    error = %err,
+                    "owner unreachable; loading locally"
+                );
+                self.load(&key).await
+            }
+        }
+    }
+
+    /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so.
+    fn keep_fetched(&self, key: &str, value: V, encoded: bytes::Bytes) -> Arc<Entry<V>> {
+        if self.promotion.should_promote(key, encoded.len()) {
+            self.hot.insert(key, value, encoded)
+        } else {
+            Entry::new(value, encoded, None)
+        }
+    }
+
+    /// Loads `key` with the loader, one flight per key, shared with peer requests.
+    async fn load(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
+        let this = Arc::clone(self);
+        let owned = key.to_owned();
+        let ticket = self
+            .loads
+            .join(key, move || async move { this.load_now(owned).await });
+        if ticket.role() == Role::Joined {
+            Counters::bump(&self.counters.loads_deduped);
+        }
+        ticket.wait().await
+    }
+
+    /// A load flight: calls the loader, encodes once, stores.
+    async fn load_now(self: Arc<Self>, key: String) -> Result<Arc<Entry<V>>, Error> {
+        // A new leader re-checks: the previous load may have stored the value just now.
+        if let Some(entry) = self.cached(&key) {
+            return Ok(entry);
+        }
+        Counters::bump(&self.counters.local_loads);
+        let loaded = AssertUnwindSafe(self.loader.load(&key))
+            .catch_unwind()
+            .await;
+        let value = match loaded {
+            Ok(Ok(value)) => value,
+            Ok(Err(source)) => {
+                Counters::bump(&self.counters.local_load_errors);
+                let (kind, detail) = if source.is::<NotFound>() {
+                    (ErrorKind::NotFound, String::new())
+                } else {
+                    (ErrorKind::Loader, source.to_string())
+                };
+                return Err(Error::new(kind, detail).with_key(&key).with_source(source));
+            }
+            Err(panic) => {
+                Counters::bump(&self.counters.local_load_errors);
+                let message = crate::flight::panic_message(&*panic);
+                tracing::error!(key = %key, panic = %message, "loader panicked");
+                return Err(Error::new(
+                    ErrorKind::LoaderPanicked,
+                    format!("loader panicked: {message}"),
+                )
+                .with_key(&key));
+            }
+        };
+        let encoded = self.codec.encode(&value).map_err(|e| {
+            Error::new(
+                ErrorKind::Codec,
+                format!("the value could not be encoded: {e}"),
+            )
+            .with_key(&key)
+            .with_source(e)
+        })?;
+        if encoded.len() > self.config.max_value_size {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "encoded value of {} bytes exceeds the maximum value size of {} bytes \
+                     (GroupcacheBuilder::max_value_size)",
+                    encoded.len(),
+                    self.config.max_value_size
+                ),
+            )
+            .with_key(&key));
+        }
+        // Rule 5: only the owner's main cache holds a value; a fallback or a request routed
+        // here by a disagreeing ring is at most a hot copy.
+        Ok(if self.routing.owns(&key) {
+            self.main.insert(&key, value, encoded)
+        } else if self.promotion.should_promote(&key, encoded.len()) {
+            self.hot.insert(&key, value, encoded)
+        } else {
+            Entry::new(value, encoded, None)
+        })
+    }
+
+    // ===== serving other peers =====
+
+    /// Answers a peer's `Get`: from the caches or the loader, never forwarded (rule 6).
+    pub(crate) async fn serve_peer(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
+        Counters::bump(&self.counters.server_requests);
+        self.check_key(key)?;
+        if let Some(entry) = self.cached(key) {
+            return Ok(entry);
+        }
+        self.load(key).await
+    }
+
+    /// Answers a peer's `Remove`.
+    pub(crate) fn remove_for_peer(&self, key: &str) -> Result<(), Error> {
+        Counters::bump(&self.counters.server_requests);
+        self.check_key(key)?;
+        self.main.remove(key);
+        self.hot.remove(key);
+        Ok(())
+    }
+}

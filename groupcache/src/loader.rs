@@ -1,0 +1,65 @@
+//! The user's source of truth: [`ValueLoader`].
+
+use std::fmt;
+
+use crate::BoxError;
+
+/// Loads the value of a key from the source of truth (a database, a service, a file).
+///
+/// groupcache calls the loader only on the peer that owns the key (or, if the owner cannot be
+/// reached, on the asking peer as a fallback), and only once per key at a time on that peer:
+/// concurrent `get`s of one key share one call.
+///
+/// Return [`NotFound`] (boxed) to say that the key does not exist: callers then see
+/// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), on every peer. Any other error is
+/// reported as [`ErrorKind::Loader`](crate::ErrorKind::Loader) with your error as its source.
+/// Errors are never cached. A panic in `load` is caught and reported as
+/// [`ErrorKind::LoaderPanicked`](crate::ErrorKind::LoaderPanicked).
+///
+/// The load runs in its own task: it finishes (and fills the cache) even if every caller that
+/// asked for it has given up.
+///
+/// ```
+/// use groupcache::{BoxError, NotFound, ValueLoader};
+///
+/// struct Users;
+///
+/// #[async_trait::async_trait]
+/// impl ValueLoader for Users {
+///     type Value = String;
+///
+///     async fn load(&self, key: &str) -> Result<String, BoxError> {
+///         match key.strip_prefix("user-") {
+///             Some(id) => Ok(format!("user #{id}")),
+///             None => Err(NotFound.into()),
+///         }
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait ValueLoader: Send + Sync + 'static {
+    /// The type of the cached values.
+    type Value;
+
+    /// Loads the value of `key`.
+    async fn load(&self, key: &str) -> Result<Self::Value, BoxError>;
+}
+
+/// The error a [`ValueLoader`] returns to say that a key does not exist.
+///
+/// ```
+/// use groupcache::{BoxError, NotFound};
+///
+/// let err: BoxError = NotFound.into();
+/// assert!(err.is::<NotFound>());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotFound;
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("key not found")
+    }
+}
+
+impl std::error::Error for NotFound {}

@@ -1,0 +1,47 @@
+//! How this peer opens channels to other peers: [`PeerConnector`].
+
+use std::fmt::Debug;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{BoxError, GroupcachePeer};
+
+/// Opens the gRPC channel to a peer.
+///
+/// groupcache prepares an [`Endpoint`] for the peer's address with its own settings (connect
+/// timeout, request deadline, `TCP_NODELAY`, HTTP/2 keep-alive) and hands it to the connector,
+/// which returns the channel. One channel is opened per peer and reused by every request to it;
+/// tonic reconnects it after the peer restarts.
+///
+/// The default, [`LazyConnector`], connects on first use. Replace it to route through a proxy,
+/// to add TLS settings to the endpoint, or to connect over a transport of your own
+/// ([`Endpoint::connect_with_connector_lazy`]).
+///
+/// ```
+/// use groupcache::{BoxError, GroupcachePeer, PeerConnector};
+/// use tonic::transport::{Channel, Endpoint};
+///
+/// /// Tags every peer request with a user agent, then connects as the default does.
+/// #[derive(Debug)]
+/// struct Tagged;
+///
+/// impl PeerConnector for Tagged {
+///     fn connect(&self, _peer: &GroupcachePeer, endpoint: Endpoint) -> Result<Channel, BoxError> {
+///         Ok(endpoint.user_agent("billing-service")?.connect_lazy())
+///     }
+/// }
+/// ```
+pub trait PeerConnector: Debug + Send + Sync + 'static {
+    /// Returns a channel to `peer`. Must not block: connect lazily.
+    fn connect(&self, peer: &GroupcachePeer, endpoint: Endpoint) -> Result<Channel, BoxError>;
+}
+
+/// Connects to the peer's own address, lazily, with the prepared endpoint as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LazyConnector;
+
+impl PeerConnector for LazyConnector {
+    fn connect(&self, _peer: &GroupcachePeer, endpoint: Endpoint) -> Result<Channel, BoxError> {
+        Ok(endpoint.connect_lazy())
+    }
+}

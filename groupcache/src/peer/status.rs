@@ -1,0 +1,176 @@
+//! The only place where [`Error`]s and gRPC [`Status`]es meet.
+//!
+//! Failures the owner reports on purpose (its loader failed, panicked, found nothing, or
+//! produced a value too large) travel as a status carrying the metadata entry
+//! `groupcache-error: <kind>`. The asking peer returns those as they are, with no local retry
+//! (semantics rule 5). A status without that marker came from the transport, a proxy or a
+//! misbehaving peer, and is treated as "owner unreachable".
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::{Error, ErrorKind, GroupcachePeer};
+
+/// Metadata key marking a status the owner produced deliberately.
+const ERROR_KIND_KEY: &str = "groupcache-error";
+
+/// What a failed peer call means for the asking peer.
+#[derive(Debug)]
+pub(crate) enum PeerFailure {
+    /// The owner answered; its answer is the result. No fallback.
+    Answer(Error),
+    /// The owner could not be reached or answered with something unusable: load locally.
+    Transport(Error),
+}
+
+impl ErrorKind {
+    fn wire_name(self) -> Option<&'static str> {
+        Some(match self {
+            ErrorKind::Loader => "loader",
+            ErrorKind::LoaderPanicked => "loader-panicked",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::ValueTooLarge => "value-too-large",
+            ErrorKind::Codec => "codec",
+            ErrorKind::KeyTooLong => "key-too-long",
+            _ => return None,
+        })
+    }
+
+    fn from_wire_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "loader" => ErrorKind::Loader,
+            "loader-panicked" => ErrorKind::LoaderPanicked,
+            "not-found" => ErrorKind::NotFound,
+            "value-too-large" => ErrorKind::ValueTooLarge,
+            "codec" => ErrorKind::Codec,
+            "key-too-long" => ErrorKind::KeyTooLong,
+            _ => return None,
+        })
+    }
+}
+
+/// The status the owner answers with when serving `err` to a peer.
+pub(crate) fn to_status(err: &Error) -> Status {
+    let code = match err.kind() {
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::KeyTooLong => Code::InvalidArgument,
+        ErrorKind::ValueTooLarge => Code::OutOfRange,
+        ErrorKind::LoaderPanicked | ErrorKind::Codec => Code::Internal,
+        // The load was cut short here (e.g. shutting down): the asker should load it itself.
+        ErrorKind::Abandoned => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    let mut status = Status::new(code, err.detail().to_owned());
+    if let Some(name) = err.kind().wire_name() {
+        status
+            .metadata_mut()
+            .insert(ERROR_KIND_KEY, MetadataValue::from_static(name));
+    }
+    status
+}
+
+/// Classifies the status a peer answered `key` with.
+pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> PeerFailure {
+    let marked = status
+        .metadata()
+        .get(ERROR_KIND_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ErrorKind::from_wire_name);
+    let answer = |kind: ErrorKind, detail: String| {
+        PeerFailure::Answer(Error::new(kind, detail).with_key(key).with_peer(peer))
+    };
+    if let Some(kind) = marked {
+        return answer(kind, status.message().to_owned());
+    }
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => answer(
+            ErrorKind::Unauthenticated,
+            format!(
+                "{:?}: {}; check that every peer is configured with the same credentials",
+                status.code(),
+                status.message()
+            ),
+        ),
+        Code::InvalidArgument => answer(ErrorKind::InvalidRequest, status.message().to_owned()),
+        code => PeerFailure::Transport(
+            Error::new(ErrorKind::Peer, format!("{code:?}: {}", status.message()))
+                .with_key(key)
+                .with_peer(peer)
+                .with_source(Box::new(status.clone())),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> GroupcachePeer {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn deliberate_errors_round_trip_as_answers() {
+        for kind in [
+            ErrorKind::Loader,
+            ErrorKind::LoaderPanicked,
+            ErrorKind::NotFound,
+            ErrorKind::ValueTooLarge,
+            ErrorKind::Codec,
+            ErrorKind::KeyTooLong,
+        ] {
+            let status = to_status(&Error::new(kind, "why"));
+            match from_status(&status, "k", &peer()) {
+                PeerFailure::Answer(err) => {
+                    assert_eq!(err.kind(), kind);
+                    assert_eq!(err.detail(), "why");
+                    assert_eq!(err.peer(), Some(&peer()));
+                }
+                other => panic!("{kind:?} became {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unmarked_statuses_are_transport_failures() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::Internal,
+            Code::NotFound,
+            Code::OutOfRange,
+            Code::ResourceExhausted,
+            Code::Unimplemented,
+        ] {
+            let status = Status::new(code, "x");
+            assert!(
+                matches!(
+                    from_status(&status, "k", &peer()),
+                    PeerFailure::Transport(_)
+                ),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn auth_failures_are_answers_never_fallbacks() {
+        let status = Status::unauthenticated("bad token");
+        match from_status(&status, "k", &peer()) {
+            PeerFailure::Answer(err) => assert_eq!(err.kind(), ErrorKind::Unauthenticated),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn abandoned_loads_tell_the_asker_to_fall_back() {
+        let status = to_status(&Error::new(ErrorKind::Abandoned, "shutting down"));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(matches!(
+            from_status(&status, "k", &peer()),
+            PeerFailure::Transport(_)
+        ));
+    }
+}

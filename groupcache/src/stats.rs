@@ -1,0 +1,106 @@
+//! Counters: what this peer did, as relaxed atomics (no locks on the hot path).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The live counters, one set per [`Groupcache`](crate::Groupcache).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) gets: AtomicU64,
+    pub(crate) hot_hits: AtomicU64,
+    pub(crate) main_hits: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) loads_deduped: AtomicU64,
+    pub(crate) local_loads: AtomicU64,
+    pub(crate) local_load_errors: AtomicU64,
+    pub(crate) peer_loads: AtomicU64,
+    pub(crate) peer_errors: AtomicU64,
+    pub(crate) fallback_loads: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) server_requests: AtomicU64,
+    pub(crate) removes: AtomicU64,
+    pub(crate) rejected_keys: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            gets: read(&self.gets),
+            hot_hits: read(&self.hot_hits),
+            main_hits: read(&self.main_hits),
+            loads: read(&self.loads),
+            loads_deduped: read(&self.loads_deduped),
+            local_loads: read(&self.local_loads),
+            local_load_errors: read(&self.local_load_errors),
+            peer_loads: read(&self.peer_loads),
+            peer_errors: read(&self.peer_errors),
+            fallback_loads: read(&self.fallback_loads),
+            auth_failures: read(&self.auth_failures),
+            server_requests: read(&self.server_requests),
+            removes: read(&self.removes),
+            rejected_keys: read(&self.rejected_keys),
+            main_cache: TierStats::default(),
+            hot_cache: TierStats::default(),
+        }
+    }
+}
+
+/// A snapshot of one peer's counters, from [`Groupcache::stats`](crate::Groupcache::stats).
+///
+/// Counters only grow (from zero when the handle was built); compare two snapshots to get
+/// rates. The names follow Go groupcache's `Stats` where the meaning is the same.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls to `get` on this peer (excluding requests from other peers).
+    pub gets: u64,
+    /// `get`s answered from the hot cache.
+    pub hot_hits: u64,
+    /// `get`s answered from the main cache.
+    pub main_hits: u64,
+    /// Cache misses that started a new load (fetch from the owner or local load): the flight
+    /// leaders. `gets - hot_hits - main_hits - loads` callers joined a load already running.
+    pub loads: u64,
+    /// Callers (local `get`s and peer requests) that joined a load already in flight instead
+    /// of starting their own.
+    pub loads_deduped: u64,
+    /// Calls to the [`ValueLoader`](crate::ValueLoader) on this peer (as owner or as fallback).
+    pub local_loads: u64,
+    /// Loader calls that returned an error or panicked.
+    pub local_load_errors: u64,
+    /// `Get` RPCs sent to owning peers.
+    pub peer_loads: u64,
+    /// Peer RPCs that failed in transport: connect error, timeout, `Unavailable`, bad reply.
+    pub peer_errors: u64,
+    /// Loads done locally because the owner could not be reached (a subset of `local_loads`).
+    pub fallback_loads: u64,
+    /// Peer RPCs refused with `Unauthenticated` (a configuration error; never bypassed).
+    pub auth_failures: u64,
+    /// `Get` and `Remove` requests received from other peers.
+    pub server_requests: u64,
+    /// Calls to `remove` on this peer.
+    pub removes: u64,
+    /// Keys refused before any work because they exceed the maximum key length.
+    pub rejected_keys: u64,
+    /// The main cache: values this peer owns.
+    pub main_cache: TierStats,
+    /// The hot cache: copies of values owned by other peers.
+    pub hot_cache: TierStats,
+}
+
+/// Size of one cache tier. Approximate: eviction runs in batches.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierStats {
+    /// Entries held.
+    pub entries: u64,
+    /// Sum of entry weights (encoded value bytes plus key bytes).
+    pub weighted_bytes: u64,
+    /// Entries evicted for size or expiry so far.
+    pub evictions: u64,
+}
