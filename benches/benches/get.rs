@@ -1,1 +1,80 @@
-fn main() {}
+//! `get` on its three cheap-to-expensive paths, on real loopback servers:
+//! a main-cache hit, a hot-cache hit, a remote hit (hot cache off), and a 1,000-caller
+//! stampede of one cold key.
+//!
+//! Run: `cargo bench -p groupcache-benches --bench get`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use groupcache::PromoteOneIn;
+use groupcache_tests::TestCluster;
+use tokio::task::JoinSet;
+
+fn local_hits(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = runtime.block_on(TestCluster::start_with(2, |_, b| {
+        b.hot_cache_policy(PromoteOneIn(1))
+    }));
+    let owned = cluster.key_owned_by(0, "main");
+    let remote = cluster.key_owned_by(1, "hot");
+    let node = cluster.node(0).clone();
+    runtime.block_on(async {
+        node.get(&owned).await.expect("warm main");
+        node.get(&remote).await.expect("warm hot");
+    });
+
+    let mut group = c.benchmark_group("get");
+    group.bench_function("main_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(node.get(black_box(&owned)).await.unwrap()) })
+    });
+    group.bench_function("hot_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(node.get(black_box(&remote)).await.unwrap()) })
+    });
+    group.finish();
+    runtime.block_on(cluster.shutdown());
+}
+
+fn remote_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = runtime.block_on(TestCluster::start_with(2, |_, b| {
+        b.hot_cache_policy(PromoteOneIn(0))
+    }));
+    let remote = cluster.key_owned_by(1, "remote");
+    let node = cluster.node(0).clone();
+    runtime.block_on(async { node.get(&remote).await.expect("warm owner") });
+    c.bench_function("get/remote_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(node.get(black_box(&remote)).await.unwrap()) })
+    });
+    runtime.block_on(cluster.shutdown());
+}
+
+fn stampede(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = runtime.block_on(TestCluster::start(3));
+    let caches = cluster.caches();
+    let round = AtomicU64::new(0);
+    c.bench_function("get/stampede_1000_callers_3_peers", |b| {
+        b.to_async(&runtime).iter(|| async {
+            // A fresh cold key every round.
+            let key = format!("cold-{}", round.fetch_add(1, Ordering::Relaxed));
+            let mut callers = JoinSet::new();
+            for i in 0..1_000 {
+                let cache = caches[i % caches.len()].clone();
+                let key = key.clone();
+                callers.spawn(async move { cache.get(&key).await });
+            }
+            while let Some(result) = callers.join_next().await {
+                black_box(result.unwrap().unwrap());
+            }
+        })
+    });
+    runtime.block_on(cluster.shutdown());
+}
+
+criterion_group!(benches, local_hits, remote_hit, stampede);
+criterion_main!(benches);

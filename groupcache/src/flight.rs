@@ -6,8 +6,8 @@
 //! callers still get the value, and it still fills the cache. Waiters subscribe to a `watch`
 //! channel that the flight writes once.
 //!
-//! The map entry is removed by a drop guard owned by the flight task, after the result is
-//! published. The guard runs on every exit path (normal end, panic, the task being dropped at
+//! The map entry is removed by a drop guard owned by the flight task, just before the result
+//! is published. The guard runs on every exit path (normal end, panic, the task being dropped at
 //! runtime shutdown) and removes the entry only if it still belongs to this flight, so a newer
 //! flight for the same key is never removed by an older one. A panic in the work is caught and
 //! delivered to every waiter as an error; nothing is left behind.
@@ -119,19 +119,24 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
                     id,
                     tx: Arc::clone(&tx),
                 });
+                let fut = work();
+                // Created after `work()`: were `work()` to panic, a guard dropped here would try
+                // to take the lock this thread already holds.
                 let guard = FlightGuard {
                     group: Arc::clone(self),
                     key: key.to_owned(),
                     id,
                 };
-                let fut = work();
                 tokio::spawn(async move {
-                    // Dropped last: the entry goes away only after the result is out.
-                    let _guard = guard;
                     let result = AssertUnwindSafe(fut)
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|panic| Err(panic_error(&*panic)));
+                    // Unregister first, then publish. A caller arriving after this point starts
+                    // a new flight (whose leader finds the value in the cache) instead of
+                    // joining a finished one and receiving its result, which may be stale by
+                    // then: a `remove` may have happened in between.
+                    drop(guard);
                     tx.send_replace(Some(result));
                 });
                 Ticket {
@@ -279,6 +284,27 @@ mod tests {
             assert_eq!(result.unwrap(), 1, "the follower got the leader's flight");
             assert_eq!(role, Role::Joined);
             assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    /// A caller that got a flight's result and asks again must start a new flight, never
+    /// join the finished one (whose result may be stale after a `remove`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_finished_flight_is_unregistered_before_its_result_is_seen() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            for i in 0..2_000 {
+                let ticket = group.join("k", move || async move { Ok(i) });
+                assert_eq!(
+                    ticket.role(),
+                    Role::Leader,
+                    "round {i} joined an old flight"
+                );
+                assert_eq!(ticket.wait().await.unwrap(), i);
+                assert_eq!(group.len(), 0, "round {i} left its entry behind");
+            }
         })
         .await
         .expect("timed out");

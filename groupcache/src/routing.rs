@@ -21,7 +21,7 @@ pub(crate) enum Route {
     /// This peer owns the key (or there is no ring): load it here.
     Local,
     /// Ask the owner.
-    Remote(PeerClient),
+    Remote(Arc<PeerClient>),
 }
 
 /// One immutable view of the cluster.
@@ -29,7 +29,7 @@ pub(crate) enum Route {
 struct Snapshot {
     ring: Ring,
     /// A client for every member but this peer.
-    clients: HashMap<GroupcachePeer, PeerClient>,
+    clients: HashMap<GroupcachePeer, Arc<PeerClient>>,
 }
 
 pub(crate) struct Routing {
@@ -79,7 +79,7 @@ impl Routing {
         let snapshot = self.current.load();
         match snapshot.ring.owner_of(key) {
             Some(owner) if *owner != self.me => match snapshot.clients.get(owner) {
-                Some(client) => Route::Remote(client.clone()),
+                Some(client) => Route::Remote(Arc::clone(client)),
                 None => Route::Local,
             },
             _ => Route::Local,
@@ -136,8 +136,12 @@ impl Routing {
                 continue;
             }
             let client = match old.clients.get(peer) {
-                Some(client) => client.clone(),
-                None => PeerClient::new(peer.clone(), &self.channel, &*self.connector)?,
+                Some(client) => Arc::clone(client),
+                None => Arc::new(PeerClient::new(
+                    peer.clone(),
+                    &self.channel,
+                    &*self.connector,
+                )?),
             };
             clients.insert(peer.clone(), client);
         }

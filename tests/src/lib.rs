@@ -1,1 +1,397 @@
-//! support
+//! Shared support for the black-box tests in `tests/tests/`: a loopback cluster of real tonic
+//! servers, a scripted counting loader, and polling helpers.
+//!
+//! Every node's gRPC server runs on a runtime of its own, so that [`TestCluster::kill`] can
+//! end it the way a crashed process ends: every connection and every task on the server side
+//! dropped at once, the port closed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use groupcache::{BoxError, Groupcache, GroupcacheBuilder, GroupcachePeer, NotFound, ValueLoader};
+use tokio::sync::{oneshot, watch};
+use tonic::transport::server::TcpIncoming;
+
+/// Upper bound for any one test body: a hang fails instead of stalling CI.
+pub const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `body` under [`TEST_LIMIT`], failing the test if it takes longer.
+pub async fn within_limit<F: Future>(body: F) -> F::Output {
+    tokio::time::timeout(TEST_LIMIT, body)
+        .await
+        .expect("test body exceeded its time limit")
+}
+
+/// Polls `cond` every millisecond until it holds; panics after ten seconds, naming `what`.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+// ===== CountingLoader =====
+
+/// What the loader does for a key.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// Returns [`value_of`] at once.
+    Value,
+    /// Returns the value after a delay.
+    Delay(Duration),
+    /// Holds the load open until [`CountingLoader::release`], then does what the key's script
+    /// says at that moment (returns the value if it still says `Gate`).
+    Gate,
+    /// Returns an error with this message.
+    Fail(String),
+    /// Panics.
+    Panic,
+    /// Returns [`NotFound`].
+    NotFound,
+    /// Returns a value of exactly this many bytes of text (its encoding adds a length prefix).
+    Size(usize),
+}
+
+/// The value the loader produces for `key` at generation `generation`.
+pub fn value_of(key: &str, generation: u64) -> String {
+    format!("{key}:v{generation}")
+}
+
+#[derive(Debug)]
+struct LoaderState {
+    /// (node, key) -> loads started.
+    loads: Mutex<HashMap<(usize, String), u64>>,
+    scripts: Mutex<HashMap<String, Script>>,
+    generation: AtomicU64,
+    gate: watch::Sender<bool>,
+}
+
+/// A loader shared by every node of a cluster that counts its calls per node and per key and
+/// follows a per-key [`Script`] (default [`Script::Value`]).
+#[derive(Debug, Clone)]
+pub struct CountingLoader {
+    node: usize,
+    state: Arc<LoaderState>,
+}
+
+impl Default for CountingLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CountingLoader {
+    /// A loader for node 0; [`CountingLoader::for_node`] makes the others.
+    pub fn new() -> Self {
+        CountingLoader {
+            node: 0,
+            state: Arc::new(LoaderState {
+                loads: Mutex::new(HashMap::new()),
+                scripts: Mutex::new(HashMap::new()),
+                generation: AtomicU64::new(1),
+                gate: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The same loader (shared counters and scripts), counting as node `node`.
+    pub fn for_node(&self, node: usize) -> Self {
+        CountingLoader {
+            node,
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// Sets what loading `key` does from now on.
+    pub fn script(&self, key: &str, script: Script) {
+        self.state
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), script);
+    }
+
+    /// Opens the gate: every gated load, now and later, proceeds.
+    pub fn release(&self) {
+        self.state.gate.send_replace(true);
+    }
+
+    /// Changes the values the loader returns from now on (to tell fresh from stale).
+    pub fn set_generation(&self, generation: u64) {
+        self.state.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// The current value of `key`.
+    pub fn expected(&self, key: &str) -> String {
+        value_of(key, self.state.generation.load(Ordering::SeqCst))
+    }
+
+    fn script_of(&self, key: &str) -> Script {
+        let scripts = self.state.scripts.lock().unwrap();
+        scripts.get(key).cloned().unwrap_or(Script::Value)
+    }
+
+    /// Loads of `key` started on any node.
+    pub fn loads(&self, key: &str) -> u64 {
+        self.state
+            .loads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((_, k), _)| k == key)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Loads of `key` started on node `node`.
+    pub fn loads_on(&self, node: usize, key: &str) -> u64 {
+        let loads = self.state.loads.lock().unwrap();
+        loads.get(&(node, key.to_owned())).copied().unwrap_or(0)
+    }
+
+    /// Loads of any key started on node `node`.
+    pub fn total_loads_on(&self, node: usize) -> u64 {
+        let loads = self.state.loads.lock().unwrap();
+        loads
+            .iter()
+            .filter(|((n, _), _)| *n == node)
+            .map(|(_, c)| c)
+            .sum()
+    }
+}
+
+#[groupcache::async_trait]
+impl ValueLoader for CountingLoader {
+    type Value = String;
+
+    async fn load(&self, key: &str) -> Result<String, BoxError> {
+        *self
+            .state
+            .loads
+            .lock()
+            .unwrap()
+            .entry((self.node, key.to_owned()))
+            .or_default() += 1;
+        let mut script = self.script_of(key);
+        if let Script::Gate = script {
+            let mut open = self.state.gate.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+            // A test may change the outcome of a load while it is held at the gate.
+            script = self.script_of(key);
+        }
+        match script {
+            Script::Value | Script::Gate => {}
+            Script::Delay(delay) => tokio::time::sleep(delay).await,
+            Script::Fail(message) => return Err(message.into()),
+            Script::Panic => panic!("loader exploded on {key}"),
+            Script::NotFound => return Err(NotFound.into()),
+            Script::Size(bytes) => return Ok("x".repeat(bytes)),
+        }
+        Ok(self.expected(key))
+    }
+}
+
+// ===== TestCluster =====
+
+/// Customises each node's builder: `(node index, builder) -> builder`.
+pub type Configure =
+    Arc<dyn Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + Send + Sync>;
+
+/// One node: its cache handle and the runtime its gRPC server runs on.
+pub struct Node {
+    /// This node's cache.
+    pub cache: Groupcache<String>,
+    server: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("cache", &self.cache)
+            .field("serving", &self.server.is_some())
+            .finish()
+    }
+}
+
+/// `n` peers on loopback, each a real tonic server on `127.0.0.1:0`, all given the same peer
+/// list.
+pub struct TestCluster {
+    nodes: Vec<Node>,
+    addrs: Vec<SocketAddr>,
+    /// The loader shared by all nodes (node `i` counts as `i`).
+    pub loader: CountingLoader,
+    configure: Configure,
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCluster {
+    /// Starts `n` nodes with default settings.
+    pub async fn start(n: usize) -> Self {
+        Self::start_with(n, |_, builder| builder).await
+    }
+
+    /// Starts `n` nodes, each builder passed through `configure` first.
+    pub async fn start_with(
+        n: usize,
+        configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        let configure: Configure = Arc::new(configure);
+        let loader = CountingLoader::new();
+        let mut incomings = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+            addrs.push(listener.local_addr().expect("local addr"));
+            incomings.push(listener);
+        }
+        let mut nodes = Vec::new();
+        for (i, listener) in incomings.into_iter().enumerate() {
+            let cache = configure(i, Groupcache::builder(addrs[i], loader.for_node(i))).build();
+            let server = serve(cache.clone(), listener).await;
+            nodes.push(Node {
+                cache,
+                server: Some(server),
+            });
+        }
+        let cluster = TestCluster {
+            nodes,
+            addrs,
+            loader,
+            configure,
+        };
+        for i in 0..n {
+            cluster.set_peers_on(i, &cluster.addrs).await;
+        }
+        cluster
+    }
+
+    /// Node `i`'s cache.
+    pub fn node(&self, i: usize) -> &Groupcache<String> {
+        &self.nodes[i].cache
+    }
+
+    /// All nodes' caches.
+    pub fn caches(&self) -> Vec<Groupcache<String>> {
+        self.nodes.iter().map(|n| n.cache.clone()).collect()
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i`'s address.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i]
+    }
+
+    /// The index of the node owning `key` (by node 0's ring; all agree).
+    pub fn owner_of(&self, key: &str) -> usize {
+        let owner = self.nodes[0].cache.owner_of(key);
+        self.addrs
+            .iter()
+            .position(|a| *a == owner.addr())
+            .expect("owner is a member")
+    }
+
+    /// A key owned by node `owner`, made from `prefix`.
+    pub fn key_owned_by(&self, owner: usize, prefix: &str) -> String {
+        (0..)
+            .map(|i| format!("{prefix}-{i}"))
+            .find(|k| self.owner_of(k) == owner)
+            .expect("some key maps to every node")
+    }
+
+    /// Replaces node `i`'s peer list.
+    pub async fn set_peers_on(&self, i: usize, peers: &[SocketAddr]) {
+        self.nodes[i]
+            .cache
+            .set_peers(peers.iter().map(|a| GroupcachePeer::from(*a)))
+            .await
+            .expect("set_peers");
+    }
+
+    /// Kills node `i`'s server like a crashed process: its runtime is shut down, dropping every
+    /// connection and every task of the server (including loads it was running).
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(runtime) = self.nodes[i].server.take() {
+            tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+                .await
+                .expect("runtime shutdown");
+        }
+    }
+
+    /// Restarts node `i` on the same address as a fresh process: a new cache (empty), the same
+    /// loader and the cluster's peer list.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i).await;
+        let addr = self.addrs[i];
+        let listener = std::net::TcpListener::bind(addr).expect("rebind the same address");
+        let cache = (self.configure)(i, Groupcache::builder(addr, self.loader.for_node(i))).build();
+        let server = serve(cache.clone(), listener).await;
+        self.nodes[i] = Node {
+            cache,
+            server: Some(server),
+        };
+        self.set_peers_on(i, &self.addrs.clone()).await;
+    }
+
+    /// Stops every server and checks that no flight was left behind.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i).await;
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            assert_eq!(node.cache.inflight_len(), 0, "node {i} left flights behind");
+        }
+    }
+}
+
+/// Serves `cache` on `listener` from a runtime of its own (one worker thread).
+async fn serve(
+    cache: Groupcache<String>,
+    listener: std::net::TcpListener,
+) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("test-node-server")
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let (ready_tx, ready_rx) = oneshot::channel();
+    runtime.spawn(async move {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let _ = ready_tx.send(());
+        let result = tonic::transport::Server::builder()
+            .add_service(cache.grpc_service())
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(err) = result {
+            tracing::error!(%err, "test node server failed");
+        }
+    });
+    ready_rx.await.expect("server started");
+    runtime
+}

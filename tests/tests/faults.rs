@@ -1,0 +1,150 @@
+//! The owner fails: killed while idle, killed mid-load, slow. The asking peer falls back to a
+//! local load within the deadline, counts the fault, and routes to the owner again once it is
+//! back (rules 5 and 10).
+
+use std::time::{Duration, Instant};
+
+use groupcache_tests::{Script, TestCluster, value_of, wait_until, within_limit};
+
+const PEER_TIMEOUT: Duration = Duration::from_millis(300);
+/// Slack for scheduling on a loaded 2-core CI machine.
+const SLACK: Duration = Duration::from_millis(700);
+
+async fn cluster() -> TestCluster {
+    TestCluster::start_with(3, |_, builder| builder.peer_timeout(PEER_TIMEOUT)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_idle_owner_means_a_local_load_then_routing_resumes_after_restart() {
+    within_limit(async {
+        let mut cluster = cluster().await;
+        let owner = 2;
+        let key = cluster.key_owned_by(owner, "idle");
+        // Warm the channel from node 0 to the owner, so the kill hits an open connection.
+        let warm = cluster.key_owned_by(owner, "warm");
+        cluster.node(0).get(&warm).await.unwrap();
+
+        cluster.kill(owner).await;
+        let started = Instant::now();
+        assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 1));
+        let took = started.elapsed();
+        assert!(took < PEER_TIMEOUT + SLACK, "fallback took {took:?}");
+        let stats = cluster.node(0).stats();
+        assert_eq!(stats.peer_errors, 1, "the fault was counted");
+        assert_eq!(stats.fallback_loads, 1);
+        assert_eq!(cluster.loader.loads_on(0, &key), 1, "loaded locally");
+        assert_eq!(
+            stats.main_cache.entries, 0,
+            "a fallback value never enters a non-owner's main cache"
+        );
+
+        cluster.restart(owner).await;
+        let after = cluster.key_owned_by(owner, "after-restart");
+        // tonic reconnects the channel on demand; the first request may still see the old,
+        // broken connection, so allow one more fallback while it does.
+        let mut served_by_owner = false;
+        for _ in 0..20 {
+            assert_eq!(
+                cluster.node(0).get(&after).await.unwrap(),
+                value_of(&after, 1)
+            );
+            if cluster.loader.loads_on(owner, &after) == 1 {
+                served_by_owner = true;
+                break;
+            }
+            cluster.node(0).remove(&after).await.ok();
+        }
+        assert!(
+            served_by_owner,
+            "requests route to the restarted owner again"
+        );
+        assert!(cluster.node(0).stats().peer_loads > stats.peer_loads);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_killed_mid_load_means_a_local_load_within_the_deadline() {
+    within_limit(async {
+        let mut cluster = cluster().await;
+        let owner = 1;
+        let key = cluster.key_owned_by(owner, "mid-load");
+        cluster.loader.script(&key, Script::Gate);
+
+        let waiting = tokio::spawn({
+            let cache = cluster.node(0).clone();
+            let key = key.clone();
+            async move {
+                let started = Instant::now();
+                (cache.get(&key).await, started.elapsed())
+            }
+        });
+        wait_until("the owner is loading", || {
+            cluster.loader.loads_on(owner, &key) == 1
+        })
+        .await;
+        // The local fallback must not wait on the gate.
+        cluster.loader.script(&key, Script::Value);
+        cluster.kill(owner).await;
+
+        let (result, took) = waiting.await.unwrap();
+        assert_eq!(result.unwrap(), value_of(&key, 1));
+        assert!(took < PEER_TIMEOUT + SLACK, "get took {took:?}");
+        assert_eq!(cluster.node(0).stats().peer_errors, 1);
+        assert_eq!(
+            cluster.loader.loads_on(0, &key),
+            1,
+            "fell back to a local load"
+        );
+        cluster.loader.release();
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_owner_means_a_local_load_after_the_peer_timeout() {
+    within_limit(async {
+        let cluster = cluster().await;
+        let owner = 2;
+        let key = cluster.key_owned_by(owner, "slow");
+        cluster.loader.script(&key, Script::Gate);
+
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let cache = cluster.node(0).clone();
+            let key = key.clone();
+            async move { cache.get(&key).await }
+        });
+        wait_until("the owner is loading", || {
+            cluster.loader.loads_on(owner, &key) == 1
+        })
+        .await;
+        // The owner stays stuck; node 0's fallback load gets the value at once.
+        cluster.loader.script(&key, Script::Delay(Duration::ZERO));
+        let value = waiting.await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert_eq!(value, value_of(&key, 1));
+        assert!(took >= PEER_TIMEOUT, "waited for the owner first: {took:?}");
+        assert!(took < PEER_TIMEOUT + SLACK, "then fell back: {took:?}");
+        let stats = cluster.node(0).stats();
+        assert_eq!(stats.peer_errors, 1);
+        assert_eq!(stats.fallback_loads, 1);
+        assert_eq!(cluster.loader.loads_on(0, &key), 1);
+
+        // The owner's load, released late, still completes and fills its own cache.
+        cluster.loader.release();
+        wait_until("the owner's late load finished", || {
+            cluster.node(owner).inflight_len() == 0
+        })
+        .await;
+        assert_eq!(
+            cluster.node(owner).get(&key).await.unwrap(),
+            value_of(&key, 1)
+        );
+        assert_eq!(cluster.loader.loads_on(owner, &key), 1);
+        cluster.shutdown().await;
+    })
+    .await;
+}
