@@ -106,6 +106,22 @@ impl<V: Send + Sync + 'static> Tier<V> {
         }
     }
 
+    /// Drops every entry whose key `keep` rejects; returns how many were dropped. A full scan:
+    /// meant for rare events such as a membership change.
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let Some(cache) = &self.cache else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for (key, _) in cache.iter() {
+            if !keep(&key) {
+                cache.invalidate(key.as_str());
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     pub(crate) fn stats(&self) -> TierStats {
         let Some(cache) = &self.cache else {
             return TierStats::default();
@@ -165,6 +181,21 @@ mod tests {
         assert!(
             tier.get("big").is_none(),
             "not even until the next maintenance run"
+        );
+    }
+
+    #[test]
+    fn retain_drops_exactly_the_rejected_keys() {
+        let tier = Tier::new("t", 1 << 20, None);
+        for i in 0..10 {
+            tier.insert(&format!("k{i}"), i, Bytes::from_static(b"v"));
+        }
+        assert_eq!(tier.retain(|key| key != "k3" && key != "k7"), 2);
+        assert!(tier.get("k3").is_none() && tier.get("k7").is_none());
+        assert!(
+            (0..10)
+                .filter(|i| *i != 3 && *i != 7)
+                .all(|i| tier.get(&format!("k{i}")).is_some())
         );
     }
 

@@ -4,6 +4,10 @@
 //! The ring holds exactly the peers discovery reports, so every peer given the same list
 //! agrees on every key's owner. A member that cannot be reached stays in the ring: requests to
 //! it fall back to a local load (rule 5) until it answers again; tonic reconnects on its own.
+//!
+//! When membership changes, this peer drops from its main cache the values it no longer owns.
+//! Otherwise its own callers would keep reading its old copy while every other peer asks the
+//! new owner, and a `remove` sent to the new owner would never reach it.
 
 use crate::routing::Change;
 use crate::{Error, Groupcache, GroupcachePeer};
@@ -14,7 +18,8 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// asks the others for everything. An empty list makes this peer load every key itself.
     ///
     /// The new ring is swapped in atomically: a `get` running concurrently routes by either the
-    /// old or the new ring, never a mix. Channels to peers that stay are kept.
+    /// old or the new ring, never a mix. Channels to peers that stay are kept. Values in the
+    /// main cache whose key this peer no longer owns are dropped (a scan of the main cache).
     ///
     /// ```no_run
     /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), groupcache::Error> {
@@ -33,7 +38,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         peers: impl IntoIterator<Item = GroupcachePeer>,
     ) -> Result<(), Error> {
         let change = self.inner().routing.set(peers.into_iter().collect())?;
-        self.log_change(&change);
+        self.apply_change(&change);
         Ok(())
     }
 
@@ -44,7 +49,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// As [`set_peers`](Self::set_peers).
     pub async fn add_peer(&self, peer: GroupcachePeer) -> Result<(), Error> {
         let change = self.inner().routing.update(|peers| peers.push(peer))?;
-        self.log_change(&change);
+        self.apply_change(&change);
         Ok(())
     }
 
@@ -58,7 +63,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
             .inner()
             .routing
             .update(|peers| peers.retain(|p| p != peer))?;
-        self.log_change(&change);
+        self.apply_change(&change);
         Ok(())
     }
 
@@ -67,15 +72,20 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         self.inner().routing.peers()
     }
 
-    fn log_change(&self, change: &Change) {
-        if !change.added.is_empty() || !change.removed.is_empty() {
-            tracing::info!(
-                me = %self.me(),
-                added = ?change.added,
-                removed = ?change.removed,
-                members = self.inner().routing.peers().len(),
-                "peer set changed"
-            );
+    /// Logs a membership change and drops the main-cache values this peer no longer owns.
+    fn apply_change(&self, change: &Change) {
+        if change.added.is_empty() && change.removed.is_empty() {
+            return;
         }
+        let inner = self.inner();
+        let dropped = inner.main.retain(|key| inner.routing.owns(key));
+        tracing::info!(
+            me = %self.me(),
+            added = ?change.added,
+            removed = ?change.removed,
+            members = inner.routing.peers().len(),
+            dropped_values = dropped,
+            "peer set changed"
+        );
     }
 }

@@ -219,6 +219,12 @@ mod tests {
             prop_assert_eq!(sorted.owner_of(&key), shuffled.owner_of(&key));
         }
 
+    }
+
+    proptest! {
+        // Each case builds two rings and routes 20,000 keys: 32 cases cover the range.
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
         #[test]
         fn adding_one_of_n_peers_moves_about_one_nth_of_keys(n in 2usize..16) {
             let keys = keys(20_000);

@@ -286,3 +286,32 @@ async fn a_value_heavier_than_the_cache_is_returned_but_not_kept() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_owner_drops_values_it_no_longer_owns() {
+    within_limit(async {
+        let cluster = TestCluster::start(2).await;
+        let key = cluster.key_owned_by(0, "moves");
+        let other = cluster.key_owned_by(0, "other");
+        for k in [&key, &other] {
+            cluster.node(0).get(k).await.unwrap();
+        }
+        assert_eq!(cluster.node(0).stats().main_cache.entries, 2);
+
+        // Node 1 alone is now the whole ring on both peers: it owns everything.
+        cluster.set_peers_on(0, &[cluster.addr(1)]).await;
+        cluster.set_peers_on(1, &[cluster.addr(1)]).await;
+        assert_eq!(
+            cluster.node(0).stats().main_cache.entries,
+            0,
+            "nothing owned, nothing kept"
+        );
+
+        // So node 0 asks the new owner instead of serving its old copy.
+        cluster.loader.set_generation(2);
+        assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 2));
+        assert_eq!(cluster.loader.loads_on(1, &key), 1);
+        cluster.shutdown().await;
+    })
+    .await;
+}
