@@ -148,3 +148,82 @@ async fn a_slow_owner_means_a_local_load_after_the_peer_timeout() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_accepts_but_never_answers_costs_one_peer_timeout() {
+    within_limit(async {
+        let cluster = cluster().await;
+        // A listener that is never accepted from: TCP connects (the kernel's backlog), but the
+        // HTTP/2 handshake never completes. Only the deadline can end the request.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let mut members: Vec<_> = (0..cluster.len()).map(|i| cluster.addr(i)).collect();
+        members.push(silent_addr);
+        cluster.set_peers_on(0, &members).await;
+        let key = (0..)
+            .map(|i| format!("silent-{i}"))
+            .find(|k| cluster.node(0).owner_of(k).addr() == silent_addr)
+            .unwrap();
+
+        let started = Instant::now();
+        assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 1));
+        let took = started.elapsed();
+        assert!(took >= PEER_TIMEOUT, "waited for the peer first: {took:?}");
+        assert!(took < PEER_TIMEOUT + SLACK, "then fell back: {took:?}");
+        let stats = cluster.node(0).stats();
+        assert_eq!((stats.peer_errors, stats.fallback_loads), (1, 1));
+        drop(silent);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_change_during_a_load_neither_hangs_nor_loads_more_than_twice() {
+    within_limit(async {
+        let cluster = cluster().await;
+        let (a, b, c) = (0, 1, 2);
+        let key = cluster.key_owned_by(a, "moving");
+        cluster.loader.script(&key, Script::Gate);
+
+        let first = tokio::spawn({
+            let cache = cluster.node(b).clone();
+            let key = key.clone();
+            async move { cache.get(&key).await }
+        });
+        wait_until("the owner is loading", || {
+            cluster.loader.loads_on(a, &key) == 1
+        })
+        .await;
+
+        // B drops A while A is loading for B, then asks again; then A comes back.
+        cluster
+            .set_peers_on(b, &[cluster.addr(b), cluster.addr(c)])
+            .await;
+        let second = tokio::spawn({
+            let cache = cluster.node(b).clone();
+            let key = key.clone();
+            async move { cache.get(&key).await }
+        });
+        let all: Vec<_> = (0..3).map(|i| cluster.addr(i)).collect();
+        cluster.set_peers_on(b, &all).await;
+        cluster.loader.release();
+
+        for caller in [first, second] {
+            assert_eq!(caller.await.unwrap().unwrap(), value_of(&key, 1));
+        }
+        assert!(
+            cluster.loader.loads(&key) <= 2,
+            "{} loads",
+            cluster.loader.loads(&key)
+        );
+        // Equal lists again: every node agrees on the owner.
+        let owners: Vec<_> = (0..3).map(|i| cluster.node(i).owner_of(&key)).collect();
+        assert!(
+            owners.iter().all(|o| o.addr() == cluster.addr(a)),
+            "{owners:?}"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
