@@ -18,7 +18,7 @@ fn ring_lookup(c: &mut Criterion) {
         let cache = Groupcache::builder(me, CountingLoader::new()).build();
         let members = (0..peers).map(|i| {
             format!("10.0.{}.{}:8080", i / 250, i % 250 + 1)
-                .parse()
+                .parse::<GroupcachePeer>()
                 .unwrap()
         });
         runtime

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use tokio::time::Instant;
 
@@ -45,7 +46,10 @@ pub(crate) struct Tier<V> {
     cache: Option<Cache<String, Arc<Entry<V>>>>,
     capacity: u64,
     ttl: Option<Duration>,
+    /// Entries dropped for size, counted by moka's eviction listener.
     evictions: Arc<AtomicU64>,
+    /// Entries found expired on read (expiry is ours, not moka's).
+    expirations: AtomicU64,
 }
 
 impl<V: Send + Sync + 'static> Tier<V> {
@@ -60,7 +64,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
                     u32::try_from(key.len() + entry.encoded.len()).unwrap_or(u32::MAX)
                 })
                 .eviction_listener(move |_key, _entry, cause| {
-                    if cause.was_evicted() {
+                    if cause == RemovalCause::Size {
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
                 })
@@ -71,6 +75,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             capacity: capacity_bytes,
             ttl,
             evictions,
+            expirations: AtomicU64::new(0),
         }
     }
 
@@ -81,7 +86,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
         let entry = cache.get(key)?;
         if entry.is_expired() {
             cache.invalidate(key);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.expirations.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         Some(entry)
@@ -131,6 +136,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             entries: cache.entry_count(),
             weighted_bytes: cache.weighted_size(),
             evictions: self.evictions.load(Ordering::Relaxed),
+            expirations: self.expirations.load(Ordering::Relaxed),
         }
     }
 }
@@ -159,7 +165,8 @@ mod tests {
         assert!(tier.get("k").is_some(), "served before expiry");
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(tier.get("k").is_none(), "gone after expiry");
-        assert_eq!(tier.stats().evictions, 1);
+        let stats = tier.stats();
+        assert_eq!((stats.expirations, stats.evictions), (1, 0));
     }
 
     #[test]

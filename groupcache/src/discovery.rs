@@ -13,8 +13,8 @@ use crate::routing::Change;
 use crate::{Error, Groupcache, GroupcachePeer};
 
 impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
-    /// Replaces the cluster membership with exactly `peers` (order and duplicates do not
-    /// matter). Include this peer's own address: a peer missing from the list owns no keys and
+    /// Replaces the cluster membership with exactly `peers`: [`GroupcachePeer`]s or
+    /// `SocketAddr`s (order and duplicates do not matter). Include this peer's own address: a peer missing from the list owns no keys and
     /// asks the others for everything. An empty list makes this peer load every key itself.
     ///
     /// The new ring is swapped in atomically: a `get` running concurrently routes by either the
@@ -23,8 +23,12 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// ```no_run
     /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), groupcache::Error> {
+    /// use groupcache::GroupcachePeer;
+    ///
     /// let peers = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"];
-    /// cache.set_peers(peers.map(|p| p.parse().unwrap())).await?;
+    /// cache
+    ///     .set_peers(peers.map(|p| p.parse::<GroupcachePeer>().unwrap()))
+    ///     .await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -35,9 +39,12 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// channel to a new peer; the membership is then left as it was.
     pub async fn set_peers(
         &self,
-        peers: impl IntoIterator<Item = GroupcachePeer>,
+        peers: impl IntoIterator<Item = impl Into<GroupcachePeer>>,
     ) -> Result<(), Error> {
-        let change = self.inner().routing.set(peers.into_iter().collect())?;
+        let change = self
+            .inner()
+            .routing
+            .set(peers.into_iter().map(Into::into).collect())?;
         self.apply_change(&change);
         Ok(())
     }
@@ -47,7 +54,8 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// # Errors
     ///
     /// As [`set_peers`](Self::set_peers).
-    pub async fn add_peer(&self, peer: GroupcachePeer) -> Result<(), Error> {
+    pub async fn add_peer(&self, peer: impl Into<GroupcachePeer>) -> Result<(), Error> {
+        let peer = peer.into();
         let change = self.inner().routing.update(|peers| peers.push(peer))?;
         self.apply_change(&change);
         Ok(())

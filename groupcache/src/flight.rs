@@ -148,11 +148,13 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
     }
 
     /// Flights running now.
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Callers waiting on the flight for `key` (0 if none is running).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn waiters(&self, key: &str) -> usize {
         self.lock()
             .get(key)

@@ -98,9 +98,8 @@ where
     ///         .add_service(cache.grpc_service())
     ///         .serve(me),
     /// );
-    /// cache
-    ///     .set_peers(["10.0.0.1:8080", "10.0.0.2:8080"].map(|p| p.parse().unwrap()))
-    ///     .await?;
+    /// let peers: [std::net::SocketAddr; 2] = ["10.0.0.1:8080".parse()?, "10.0.0.2:8080".parse()?];
+    /// cache.set_peers(peers).await?;
     /// assert_eq!(cache.get("hello").await?, "HELLO");
     /// # Ok(())
     /// # }

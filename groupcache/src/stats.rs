@@ -63,11 +63,12 @@ pub struct Stats {
     pub hot_hits: u64,
     /// `get`s answered from the main cache.
     pub main_hits: u64,
-    /// Cache misses that started a new load (fetch from the owner or local load): the flight
-    /// leaders. `gets - hot_hits - main_hits - loads` callers joined a load already running.
+    /// `get`s that missed both caches and started a new fetch or load (flight leaders). The
+    /// other misses, `gets - hot_hits - main_hits - loads`, joined one already running.
     pub loads: u64,
-    /// Callers (local `get`s and peer requests) that joined a load already in flight instead
-    /// of starting their own.
+    /// Callers that joined a flight already running instead of starting their own: local
+    /// `get`s that missed, plus peer requests and fallbacks that found a load of the key
+    /// running.
     pub loads_deduped: u64,
     /// Calls to the [`ValueLoader`](crate::ValueLoader) on this peer (as owner or as fallback).
     pub local_loads: u64,
@@ -101,6 +102,8 @@ pub struct TierStats {
     pub entries: u64,
     /// Sum of entry weights (encoded value bytes plus key bytes).
     pub weighted_bytes: u64,
-    /// Entries evicted for size or expiry so far.
+    /// Entries evicted to stay within the capacity so far.
     pub evictions: u64,
+    /// Entries dropped because their time-to-live had passed so far.
+    pub expirations: u64,
 }

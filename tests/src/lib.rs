@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use groupcache::{BoxError, Groupcache, GroupcacheBuilder, GroupcachePeer, NotFound, ValueLoader};
+use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader};
 use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 
@@ -326,7 +326,7 @@ impl TestCluster {
     pub async fn set_peers_on(&self, i: usize, peers: &[SocketAddr]) {
         self.nodes[i]
             .cache
-            .set_peers(peers.iter().map(|a| GroupcachePeer::from(*a)))
+            .set_peers(peers.iter().copied())
             .await
             .expect("set_peers");
     }
