@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moka::notification::RemovalCause;
+use moka::ops::compute::{CompResult, Op};
 use moka::sync::Cache;
 use tokio::time::Instant;
 
+use crate::flight::Superseded;
 use crate::stats::TierStats;
 
 /// One cached value: decoded for local callers, encoded for peers and for weighing.
@@ -85,29 +87,66 @@ impl<V: Send + Sync + 'static> Tier<V> {
         let cache = self.cache.as_ref()?;
         let entry = cache.get(key)?;
         if entry.is_expired() {
-            cache.invalidate(key);
-            self.expirations.fetch_add(1, Ordering::Relaxed);
+            // Conditional: a fresh value stored since our read must survive.
+            if self.remove_if_same(key, &entry) {
+                self.expirations.fetch_add(1, Ordering::Relaxed);
+            }
             return None;
         }
         Some(entry)
     }
 
-    /// Stores a value under this tier's time-to-live. moka may decline to keep it (a value
-    /// heavier than the whole tier, or a cold key when the tier is full).
-    pub(crate) fn insert(&self, key: &str, value: V, encoded: Bytes) -> Arc<Entry<V>> {
+    /// Stores a value under this tier's time-to-live, unless `superseded` is set: the flight
+    /// that read the value learned that the key was removed meanwhile.
+    ///
+    /// The check and the store happen under moka's per-key lock, as does [`Tier::remove`].
+    /// `remove(key)` sets the flag before removing, so either this store comes first and the
+    /// removal deletes it, or it comes after and sees the flag: a value read before a removal
+    /// is never visible after the removal returned.
+    ///
+    /// moka may still decline to keep the value (a cold key when the tier is full), and a value
+    /// heavier than the whole tier is not stored at all: moka would admit it and serve it until
+    /// its next maintenance run.
+    pub(crate) fn insert(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+    ) -> Arc<Entry<V>> {
         let entry = Entry::new(value, encoded, self.ttl);
-        // moka would admit an entry heavier than the whole tier and evict it only at its next
-        // maintenance run, serving it meanwhile; such an entry is never kept at all.
         let weight = (key.len() + entry.encoded.len()) as u64;
         if let Some(cache) = self.cache.as_ref().filter(|_| weight <= self.capacity) {
-            cache.insert(key.to_owned(), Arc::clone(&entry));
+            cache.entry_by_ref(key).and_compute_with(|_| {
+                if superseded.is_set() {
+                    Op::Nop
+                } else {
+                    Op::Put(Arc::clone(&entry))
+                }
+            });
         }
         entry
     }
 
+    /// Removes `key` only if it still maps to `entry` (not a newer value stored since).
+    /// Returns whether it was removed.
+    pub(crate) fn remove_if_same(&self, key: &str, entry: &Arc<Entry<V>>) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let result = cache
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(current) if Arc::ptr_eq(current.value(), entry) => Op::Remove,
+                _ => Op::Nop,
+            });
+        matches!(result, CompResult::Removed(_))
+    }
+
+    /// Removes `key`, under moka's per-key lock (see [`Tier::insert`]).
     pub(crate) fn remove(&self, key: &str) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(key);
+            cache.entry_by_ref(key).and_compute_with(|_| Op::Remove);
         }
     }
 
@@ -160,7 +199,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn entries_expire_on_tokio_time() {
         let tier = Tier::new("t", 1 << 20, Some(Duration::from_secs(10)));
-        tier.insert("k", 1u32, Bytes::from_static(b"1"));
+        tier.insert("k", 1u32, Bytes::from_static(b"1"), &Superseded::default());
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(tier.get("k").is_some(), "served before expiry");
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -173,7 +212,12 @@ mod tests {
     fn weight_is_key_plus_encoded_bytes_and_stays_bounded() {
         let tier = Tier::new("t", 10_000, None);
         for i in 0..100 {
-            tier.insert(&format!("key-{i:03}"), i, Bytes::from(vec![0u8; 993]));
+            tier.insert(
+                &format!("key-{i:03}"),
+                i,
+                Bytes::from(vec![0u8; 993]),
+                &Superseded::default(),
+            );
         }
         let stats = tier.stats();
         assert!(stats.weighted_bytes <= 10_000, "{stats:?}");
@@ -184,7 +228,12 @@ mod tests {
     #[test]
     fn a_value_heavier_than_the_tier_is_not_kept() {
         let tier = Tier::new("t", 100, None);
-        tier.insert("big", 0u8, Bytes::from(vec![0u8; 1000]));
+        tier.insert(
+            "big",
+            0u8,
+            Bytes::from(vec![0u8; 1000]),
+            &Superseded::default(),
+        );
         assert!(
             tier.get("big").is_none(),
             "not even until the next maintenance run"
@@ -192,10 +241,35 @@ mod tests {
     }
 
     #[test]
+    fn a_superseded_value_is_not_stored() {
+        let tier = Tier::new("t", 1 << 20, None);
+        let superseded = Superseded::default();
+        superseded.set();
+        tier.insert("k", 1u8, Bytes::from_static(b"1"), &superseded);
+        assert!(tier.get("k").is_none());
+    }
+
+    #[test]
+    fn remove_if_same_spares_a_newer_value() {
+        let tier = Tier::new("t", 1 << 20, None);
+        let old = tier.insert("k", 1u8, Bytes::from_static(b"1"), &Superseded::default());
+        let new = tier.insert("k", 2u8, Bytes::from_static(b"2"), &Superseded::default());
+        assert!(!tier.remove_if_same("k", &old));
+        assert_eq!(tier.get("k").unwrap().value, 2);
+        assert!(tier.remove_if_same("k", &new));
+        assert!(tier.get("k").is_none());
+    }
+
+    #[test]
     fn retain_drops_exactly_the_rejected_keys() {
         let tier = Tier::new("t", 1 << 20, None);
         for i in 0..10 {
-            tier.insert(&format!("k{i}"), i, Bytes::from_static(b"v"));
+            tier.insert(
+                &format!("k{i}"),
+                i,
+                Bytes::from_static(b"v"),
+                &Superseded::default(),
+            );
         }
         assert_eq!(tier.retain(|key| key != "k3" && key != "k7"), 2);
         assert!(tier.get("k3").is_none() && tier.get("k7").is_none());
@@ -209,7 +283,7 @@ mod tests {
     #[test]
     fn a_zero_capacity_tier_stores_nothing() {
         let tier = Tier::new("t", 0, None);
-        tier.insert("k", 1u8, Bytes::from_static(b"1"));
+        tier.insert("k", 1u8, Bytes::from_static(b"1"), &Superseded::default());
         assert!(tier.get("k").is_none());
         assert_eq!(tier.stats(), TierStats::default());
     }

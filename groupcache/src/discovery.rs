@@ -19,7 +19,11 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// The new ring is swapped in atomically: a `get` running concurrently routes by either the
     /// old or the new ring, never a mix. Channels to peers that stay are kept. Values in the
-    /// main cache whose key this peer no longer owns are dropped (a scan of the main cache).
+    /// main cache whose key this peer no longer owns are dropped: a scan of the main cache, run
+    /// inline, so expect a few milliseconds per hundred thousand entries.
+    ///
+    /// Channels to new peers are opened lazily, and their background tasks run on the tokio
+    /// runtime that calls this method: call it from the runtime that serves your requests.
     ///
     /// ```no_run
     /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), groupcache::Error> {

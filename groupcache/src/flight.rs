@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::collections::hash_map;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::FutureExt;
@@ -39,6 +39,25 @@ struct Flight<T> {
     /// Tells this flight apart from a later one for the same key.
     id: u64,
     tx: Arc<watch::Sender<Slot<T>>>,
+    superseded: Superseded,
+}
+
+/// Set when a flight is unmapped by [`FlightGroup::forget`] (the key was removed while the
+/// flight ran): whatever it read may predate the removal, so it must not stay in a cache.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Superseded(Arc<AtomicBool>);
+
+impl Superseded {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the flight was superseded. `SeqCst`, paired with `set`: a flight that stores a
+    /// value and then sees `false` stored it before `forget` ran, so the removal that follows
+    /// `forget` deletes it.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A caller's place in a flight: await [`Ticket::wait`] for the result. Dropping it leaves
@@ -97,53 +116,71 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
 
     /// Joins the flight for `key`, starting one with `work` if none is running. `work` is
     /// called at most once, only by a leader, and its future is spawned at once, so it runs to
-    /// completion even if no one ever awaits the returned ticket.
+    /// completion even if no one ever awaits the returned ticket. `work` is given the flight's
+    /// [`Superseded`] flag, set if [`FlightGroup::forget`] unmaps the flight while it runs.
     ///
-    /// Must be called within a tokio runtime.
+    /// Must be called within a tokio runtime (`tokio::spawn` panics otherwise; the flight is
+    /// unregistered first, so nothing is left behind).
     pub(crate) fn join<F, Fut>(self: &Arc<Self>, key: &str, work: F) -> Ticket<T>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(Superseded) -> Fut,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let mut flights = self.lock();
-        match flights.entry(key.to_owned()) {
-            hash_map::Entry::Occupied(flight) => Ticket {
-                rx: flight.get().tx.subscribe(),
-                role: Role::Joined,
-            },
-            hash_map::Entry::Vacant(slot) => {
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let (tx, rx) = watch::channel(None);
-                let tx = Arc::new(tx);
-                slot.insert(Flight {
-                    id,
-                    tx: Arc::clone(&tx),
-                });
-                let fut = work();
-                // Created after `work()`: were `work()` to panic, a guard dropped here would try
-                // to take the lock this thread already holds.
-                let guard = FlightGuard {
-                    group: Arc::clone(self),
-                    key: key.to_owned(),
-                    id,
-                };
-                tokio::spawn(async move {
-                    let result = AssertUnwindSafe(fut)
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(panic_error(&*panic)));
-                    // Unregister first, then publish. A caller arriving after this point starts
-                    // a new flight (whose leader finds the value in the cache) instead of
-                    // joining a finished one and receiving its result, which may be stale by
-                    // then: a `remove` may have happened in between.
-                    drop(guard);
-                    tx.send_replace(Some(result));
-                });
-                Ticket {
-                    rx,
-                    role: Role::Leader,
+        let (id, tx, rx, superseded) = {
+            let mut flights = self.lock();
+            match flights.entry(key.to_owned()) {
+                hash_map::Entry::Occupied(flight) => {
+                    return Ticket {
+                        rx: flight.get().tx.subscribe(),
+                        role: Role::Joined,
+                    };
+                }
+                hash_map::Entry::Vacant(slot) => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = watch::channel(None);
+                    let tx = Arc::new(tx);
+                    let superseded = Superseded::default();
+                    slot.insert(Flight {
+                        id,
+                        tx: Arc::clone(&tx),
+                        superseded: superseded.clone(),
+                    });
+                    (id, tx, rx, superseded)
                 }
             }
+        };
+        // The lock is released before anything below can drop the guard (a panic in `work`, or
+        // `tokio::spawn` dropping the task when there is no runtime or it is shutting down):
+        // the guard takes the lock itself.
+        let guard = FlightGuard {
+            group: Arc::clone(self),
+            key: key.to_owned(),
+            id,
+        };
+        let fut = work(superseded);
+        tokio::spawn(async move {
+            let result = AssertUnwindSafe(fut)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panic_error(&*panic)));
+            // Unregister first, then publish. A caller arriving after this point starts a new
+            // flight (whose leader finds the value in the cache) instead of joining a finished
+            // one and receiving its result, which may be stale by then.
+            drop(guard);
+            tx.send_replace(Some(result));
+        });
+        Ticket {
+            rx,
+            role: Role::Leader,
+        }
+    }
+
+    /// Unmaps the flight for `key`, if any, and marks it superseded: callers from now on start
+    /// a new flight, and the old one knows not to keep what it read. Its current waiters still
+    /// get its result.
+    pub(crate) fn forget(&self, key: &str) {
+        if let Some(flight) = self.lock().remove(key) {
+            flight.superseded.set();
         }
     }
 
@@ -226,7 +263,7 @@ mod tests {
             for _ in 0..100 {
                 let (group, runs, gate) = (group.clone(), runs.clone(), gate.clone());
                 tasks.spawn(async move {
-                    let ticket = group.join("k", || async move {
+                    let ticket = group.join("k", |_| async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         gate.notified().await;
                         Ok(7)
@@ -261,7 +298,7 @@ mod tests {
                 let group = group.clone();
                 async move {
                     group
-                        .join("k", || async move {
+                        .join("k", |_| async move {
                             g.notified().await;
                             Ok(1)
                         })
@@ -273,7 +310,7 @@ mod tests {
             let follower = tokio::spawn({
                 let group = group.clone();
                 async move {
-                    let ticket = group.join("k", || async { Ok(2) });
+                    let ticket = group.join("k", |_| async { Ok(2) });
                     let role = ticket.role();
                     (ticket.wait().await, role)
                 }
@@ -298,7 +335,7 @@ mod tests {
         timeout(LIMIT, async {
             let group = Arc::new(FlightGroup::<u32>::new());
             for i in 0..2_000 {
-                let ticket = group.join("k", move || async move { Ok(i) });
+                let ticket = group.join("k", move |_| async move { Ok(i) });
                 assert_eq!(
                     ticket.role(),
                     Role::Leader,
@@ -313,18 +350,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn forget_starts_a_new_flight_and_flags_the_old_one() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let gate = Arc::new(Notify::new());
+            let (flag_tx, flag_rx) = tokio::sync::oneshot::channel();
+            let g = gate.clone();
+            let old = group.join("k", move |superseded| async move {
+                g.notified().await;
+                let _ = flag_tx.send(superseded.is_set());
+                Ok(1)
+            });
+            group.forget("k");
+            let new = group.join("k", |_| async { Ok(2) });
+            assert_eq!(
+                new.role(),
+                Role::Leader,
+                "a new flight, not the forgotten one"
+            );
+            assert_eq!(new.wait().await.unwrap(), 2);
+            gate.notify_one();
+            assert_eq!(
+                old.wait().await.unwrap(),
+                1,
+                "old waiters still get their result"
+            );
+            assert!(
+                flag_rx.await.unwrap(),
+                "the old flight saw it was superseded"
+            );
+            assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[test]
+    fn join_outside_a_runtime_panics_and_leaves_nothing_behind() {
+        let group = Arc::new(FlightGroup::<u32>::new());
+        let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            group.join("k", |_| async { Ok(1) });
+        }));
+        assert!(joined.is_err(), "tokio::spawn needs a runtime");
+        assert_eq!(
+            group.len(),
+            0,
+            "and the lock was not held when the guard dropped"
+        );
+    }
+
+    #[tokio::test]
     async fn a_panic_reaches_every_waiter_and_leaves_nothing_behind() {
         timeout(LIMIT, async {
             let group = Arc::new(FlightGroup::<u32>::new());
             let result = group
-                .join("k", || async { panic!("db exploded") })
+                .join("k", |_| async { panic!("db exploded") })
                 .wait()
                 .await;
             let err = result.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::LoaderPanicked);
             assert!(err.to_string().contains("db exploded"), "{err}");
             assert_eq!(group.len(), 0);
-            let ticket = group.join("k", || async { Ok(3) });
+            let ticket = group.join("k", |_| async { Ok(3) });
             assert_eq!(ticket.role(), Role::Leader);
             assert_eq!(ticket.wait().await.unwrap(), 3);
         })

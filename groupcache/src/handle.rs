@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::builder::{Config, GroupcacheBuilder};
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
-use crate::flight::{FlightGroup, Role, Ticket};
+use crate::flight::{FlightGroup, Role, Superseded, Ticket};
 use crate::peer::server::GroupcacheService;
 use crate::peer::status::PeerFailure;
 use crate::promotion::HotCachePolicy;
@@ -166,20 +166,22 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         }
         let this = Arc::clone(inner);
         let owned = key.to_owned();
-        let ticket = inner
-            .fetches
-            .join(key, move || async move { this.fetch(owned).await });
+        let ticket = inner.fetches.join(key, move |superseded| async move {
+            this.fetch(owned, superseded).await
+        });
         inner.count_role(&ticket, &inner.counters.loads);
         ticket.wait().await.map(|entry| entry.value.clone())
     }
 
     /// Removes `key` from this peer's caches and from the owner's.
     ///
-    /// After `remove` returns `Ok`, the next `get` of `key` on this peer or on the owner
-    /// loads it again. Other peers are not told: a hot copy they fetched earlier stays valid
-    /// until it expires (the hot cache TTL, 60 s by default) or is evicted, so they may serve
-    /// the old value for that long (rule 9). A load that was already running when `remove`
-    /// was called may still store the value it read.
+    /// After `remove` returns `Ok`, a `get` of `key` on this peer or on the owner loads it
+    /// again: loads already running for `key` on either peer still answer their current
+    /// callers, but new callers start a new load, and what the old loads read is not kept.
+    ///
+    /// Other peers are not told: a hot copy they fetched earlier stays valid until it expires
+    /// (the hot cache TTL, 60 s by default) or is evicted, so they may serve the old value for
+    /// that long (rule 9).
     ///
     /// # Errors
     ///
@@ -189,18 +191,21 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         let inner = &self.inner;
         inner.check_key(key)?;
         Counters::bump(&inner.counters.removes);
-        inner.hot.remove(key);
-        inner.main.remove(key);
-        match inner.routing.route(key) {
-            Route::Local => Ok(()),
-            Route::Remote(client) => client.remove(key).await.map_err(|failure| match failure {
-                PeerFailure::Answer(err) => inner.count_answer(err),
-                PeerFailure::Transport(err) => {
-                    Counters::bump(&inner.counters.peer_errors);
-                    err
-                }
-            }),
-        }
+        inner.drop_local(key);
+        let Route::Remote(client) = inner.routing.route(key) else {
+            return Ok(());
+        };
+        let told = client.remove(key).await;
+        // A `get` that ran while the owner was being told may have fetched the old value
+        // again: drop it once more now that the owner no longer has it.
+        inner.drop_local(key);
+        told.map_err(|failure| match failure {
+            PeerFailure::Answer(err) => inner.count_answer(err),
+            PeerFailure::Transport(err) => {
+                Counters::bump(&inner.counters.peer_errors);
+                err
+            }
+        })
     }
 
     /// The gRPC service through which other peers fetch from this one. Mount it in your tonic
@@ -298,7 +303,11 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
     }
 
     /// A fetch flight: the value of `key` from the owner, or loaded here.
-    async fn fetch(self: Arc<Self>, key: String) -> Result<Arc<Entry<V>>, Error> {
+    async fn fetch(
+        self: Arc<Self>,
+        key: String,
+        superseded: Superseded,
+    ) -> Result<Arc<Entry<V>>, Error> {
         // A previous flight may have filled the cache between the caller's miss and now.
         if let Some(entry) = self.cached(&key) {
             return Ok(entry);
@@ -310,11 +319,17 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         Counters::bump(&self.counters.peer_loads);
         let failure = match client.get(&key).await {
             Ok(bytes) => match self.codec.decode(bytes.clone()) {
-                Ok(value) => return Ok(self.keep_fetched(&key, value, bytes)),
-                Err(e) => PeerFailure::Transport(
+                Ok(value) => return Ok(self.keep_fetched(&key, value, bytes, &superseded)),
+                // Every peer must use the same codec: a reply that does not decode means they
+                // do not (or the value type changed in a rolling deploy). Loading locally would
+                // hide that, and multiply database load by the number of peers.
+                Err(e) => PeerFailure::Answer(
                     Error::new(
                         ErrorKind::Codec,
-                        format!("the owner's reply could not be decoded: {e}"),
+                        format!(
+                            "the owner's reply could not be decoded: {e}; \
+                             every peer must use the same codec and value type"
+                        ),
                     )
                     .with_key(&key)
                     .with_peer(client.peer())
@@ -340,21 +355,27 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
     }
 
     /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so.
-    fn keep_fetched(&self, key: &str, value: V, encoded: bytes::Bytes) -> Arc<Entry<V>> {
-        if self.promotion.should_promote(key, encoded.len()) {
-            self.hot.insert(key, value, encoded)
-        } else {
-            Entry::new(value, encoded, None)
+    fn keep_fetched(
+        &self,
+        key: &str,
+        value: V,
+        encoded: bytes::Bytes,
+        superseded: &Superseded,
+    ) -> Arc<Entry<V>> {
+        if !self.promotion.should_promote(key, encoded.len()) {
+            return Entry::new(value, encoded, None);
         }
+        // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
+        self.hot.insert(key, value, encoded, superseded)
     }
 
     /// Loads `key` with the loader, one flight per key, shared with peer requests.
     async fn load(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
         let this = Arc::clone(self);
         let owned = key.to_owned();
-        let ticket = self
-            .loads
-            .join(key, move || async move { this.load_now(owned).await });
+        let ticket = self.loads.join(key, move |superseded| async move {
+            this.load_now(owned, superseded).await
+        });
         if ticket.role() == Role::Joined {
             Counters::bump(&self.counters.loads_deduped);
         }
@@ -362,7 +383,11 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
     }
 
     /// A load flight: calls the loader, encodes once, stores.
-    async fn load_now(self: Arc<Self>, key: String) -> Result<Arc<Entry<V>>, Error> {
+    async fn load_now(
+        self: Arc<Self>,
+        key: String,
+        superseded: Superseded,
+    ) -> Result<Arc<Entry<V>>, Error> {
         // A new leader re-checks: the previous load may have stored the value just now.
         if let Some(entry) = self.cached(&key) {
             return Ok(entry);
@@ -415,13 +440,20 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         }
         // Rule 5: only the owner's main cache holds a value; a fallback or a request routed
         // here by a disagreeing ring is at most a hot copy.
-        Ok(if self.routing.owns(&key) {
-            self.main.insert(&key, value, encoded)
+        // Neither is kept if `remove(key)` ran during the load: what we read may predate it.
+        if self.routing.owns(&key) {
+            let entry = self.main.insert(&key, value, encoded, &superseded);
+            // A membership change may have taken the key from us since the check above, after
+            // its scan of the main cache.
+            if !self.routing.owns(&key) {
+                self.main.remove_if_same(&key, &entry);
+            }
+            Ok(entry)
         } else if self.promotion.should_promote(&key, encoded.len()) {
-            self.hot.insert(&key, value, encoded)
+            Ok(self.hot.insert(&key, value, encoded, &superseded))
         } else {
-            Entry::new(value, encoded, None)
-        })
+            Ok(Entry::new(value, encoded, None))
+        }
     }
 
     // ===== serving other peers =====
@@ -440,8 +472,17 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
     pub(crate) fn remove_for_peer(&self, key: &str) -> Result<(), Error> {
         Counters::bump(&self.counters.server_requests);
         self.check_key(key)?;
-        self.main.remove(key);
-        self.hot.remove(key);
+        self.drop_local(key);
         Ok(())
+    }
+
+    /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
+    /// new callers and not keep what they read. Flights first: a flight that stores its value
+    /// before being marked has it removed by the tier removals that follow.
+    fn drop_local(&self, key: &str) {
+        self.fetches.forget(key);
+        self.loads.forget(key);
+        self.hot.remove(key);
+        self.main.remove(key);
     }
 }

@@ -53,7 +53,7 @@
 //!    cache. The owner's own answers (loader error, not found, unauthenticated) are returned.
 //! 6. **No forwarding.** A request from a peer is answered by that peer, even if its ring
 //!    disagrees: membership changes can cause a duplicate load, never a loop.
-//! 7. **Ring.** Placement hashes raw bytes (XXH3) and is identical on every platform; 160
+//! 7. **Ring.** Placement hashes raw bytes (XXH3) and is identical on every platform; 768
 //!    virtual nodes per peer keep the busiest within 1.15x the mean.
 //! 8. **Hot cache.** Values fetched from peers may be kept locally, 1 in 10 by default
 //!    ([`HotCachePolicy`]), bounded at 1/8 of the main cache and served for at most 60 s.

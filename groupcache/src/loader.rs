@@ -19,6 +19,10 @@ use crate::BoxError;
 /// The load runs in its own task: it finishes (and fills the cache) even if every caller that
 /// asked for it has given up.
 ///
+/// A loader may call `get` on other caches, or on the same cache for other keys, but must not
+/// form a cycle (key `a` loading `b` loading `a`): on one peer that waits forever, across
+/// peers it waits for the peer timeout and loads twice.
+///
 /// ```
 /// use groupcache::{BoxError, NotFound, ValueLoader};
 ///

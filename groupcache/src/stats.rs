@@ -57,7 +57,8 @@ impl Counters {
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Calls to `get` on this peer (excluding requests from other peers).
+    /// Calls to `get` on this peer, including those refused for their key (see
+    /// `rejected_keys`); requests from other peers are `server_requests`.
     pub gets: u64,
     /// `get`s answered from the hot cache.
     pub hot_hits: u64,
@@ -78,7 +79,9 @@ pub struct Stats {
     pub peer_loads: u64,
     /// Peer RPCs that failed in transport: connect error, timeout, `Unavailable`, bad reply.
     pub peer_errors: u64,
-    /// Loads done locally because the owner could not be reached (a subset of `local_loads`).
+    /// Fetches that fell back to a local load because the owner could not be reached. The
+    /// local load may be shared with other callers (or find the value cached), so this can
+    /// exceed the loader calls it caused.
     pub fallback_loads: u64,
     /// Peer RPCs refused with `Unauthenticated` (a configuration error; never bypassed).
     pub auth_failures: u64,

@@ -66,13 +66,15 @@ pub fn value_of(key: &str, generation: u64) -> String {
 struct LoaderState {
     /// (node, key) -> loads started.
     loads: Mutex<HashMap<(usize, String), u64>>,
-    scripts: Mutex<HashMap<String, Script>>,
+    /// (node or `None` for every node, key) -> script.
+    scripts: Mutex<HashMap<(Option<usize>, String), Script>>,
     generation: AtomicU64,
     gate: watch::Sender<bool>,
 }
 
 /// A loader shared by every node of a cluster that counts its calls per node and per key and
-/// follows a per-key [`Script`] (default [`Script::Value`]).
+/// follows a per-key (optionally per-node) [`Script`], default [`Script::Value`]. It returns
+/// [`value_of`] the key at the generation current when the load started.
 #[derive(Debug, Clone)]
 pub struct CountingLoader {
     node: usize,
@@ -107,13 +109,16 @@ impl CountingLoader {
         }
     }
 
-    /// Sets what loading `key` does from now on.
+    /// Sets what loading `key` does from now on, on every node without a script of its own.
     pub fn script(&self, key: &str, script: Script) {
-        self.state
-            .scripts
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), script);
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.insert((None, key.to_owned()), script);
+    }
+
+    /// Sets what loading `key` does on node `node` only.
+    pub fn script_on(&self, node: usize, key: &str, script: Script) {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.insert((Some(node), key.to_owned()), script);
     }
 
     /// Opens the gate: every gated load, now and later, proceeds.
@@ -133,7 +138,11 @@ impl CountingLoader {
 
     fn script_of(&self, key: &str) -> Script {
         let scripts = self.state.scripts.lock().unwrap();
-        scripts.get(key).cloned().unwrap_or(Script::Value)
+        scripts
+            .get(&(Some(self.node), key.to_owned()))
+            .or_else(|| scripts.get(&(None, key.to_owned())))
+            .cloned()
+            .unwrap_or(Script::Value)
     }
 
     /// Loads of `key` started on any node.
@@ -177,6 +186,9 @@ impl ValueLoader for CountingLoader {
             .unwrap()
             .entry((self.node, key.to_owned()))
             .or_default() += 1;
+        // Like a database read that returns slowly: the value is what the source held when
+        // the load began.
+        let generation = self.state.generation.load(Ordering::SeqCst);
         let mut script = self.script_of(key);
         if let Script::Gate = script {
             let mut open = self.state.gate.subscribe();
@@ -192,7 +204,7 @@ impl ValueLoader for CountingLoader {
             Script::NotFound => return Err(NotFound.into()),
             Script::Size(bytes) => return Ok("x".repeat(bytes)),
         }
-        Ok(self.expected(key))
+        Ok(value_of(key, generation))
     }
 }
 

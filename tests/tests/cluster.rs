@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_herd_of_10_000_over_3_peers_loads_once_in_the_cluster() {
     within_limit(async {
-        let cluster = TestCluster::start(3).await;
+        // A peer timeout longer than the test: a fallback here would be a bug, not a fault.
+        let cluster =
+            TestCluster::start_with(3, |_, b| b.peer_timeout(Duration::from_secs(60))).await;
         let owner = 2;
         let key = cluster.key_owned_by(owner, "herd");
         cluster.loader.script(&key, Script::Gate);

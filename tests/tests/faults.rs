@@ -70,7 +70,8 @@ async fn an_owner_killed_mid_load_means_a_local_load_within_the_deadline() {
         let mut cluster = cluster().await;
         let owner = 1;
         let key = cluster.key_owned_by(owner, "mid-load");
-        cluster.loader.script(&key, Script::Gate);
+        // Only the owner's load is held; node 0's fallback load answers at once.
+        cluster.loader.script_on(owner, &key, Script::Gate);
 
         let waiting = tokio::spawn({
             let cache = cluster.node(0).clone();
@@ -84,8 +85,6 @@ async fn an_owner_killed_mid_load_means_a_local_load_within_the_deadline() {
             cluster.loader.loads_on(owner, &key) == 1
         })
         .await;
-        // The local fallback must not wait on the gate.
-        cluster.loader.script(&key, Script::Value);
         cluster.kill(owner).await;
 
         let (result, took) = waiting.await.unwrap();
@@ -109,7 +108,7 @@ async fn a_slow_owner_means_a_local_load_after_the_peer_timeout() {
         let cluster = cluster().await;
         let owner = 2;
         let key = cluster.key_owned_by(owner, "slow");
-        cluster.loader.script(&key, Script::Gate);
+        cluster.loader.script_on(owner, &key, Script::Gate);
 
         let started = Instant::now();
         let waiting = tokio::spawn({
@@ -122,7 +121,6 @@ async fn a_slow_owner_means_a_local_load_after_the_peer_timeout() {
         })
         .await;
         // The owner stays stuck; node 0's fallback load gets the value at once.
-        cluster.loader.script(&key, Script::Delay(Duration::ZERO));
         let value = waiting.await.unwrap().unwrap();
         let took = started.elapsed();
         assert_eq!(value, value_of(&key, 1));
@@ -222,6 +220,34 @@ async fn a_ring_change_during_a_load_neither_hangs_nor_loads_more_than_twice() {
         assert!(
             owners.iter().all(|o| o.addr() == cluster.addr(a)),
             "{owners:?}"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_with_a_dead_owner_clears_local_copies_and_reports_the_owner() {
+    within_limit(async {
+        let mut cluster = TestCluster::start_with(2, |_, builder| {
+            builder
+                .peer_timeout(PEER_TIMEOUT)
+                .hot_cache_policy(groupcache::PromoteOneIn(1))
+        })
+        .await;
+        let key = cluster.key_owned_by(1, "orphan");
+        cluster.node(0).get(&key).await.unwrap();
+        assert_eq!(cluster.node(0).stats().hot_cache.entries, 1);
+
+        cluster.kill(1).await;
+        let err = cluster.node(0).remove(&key).await.unwrap_err();
+        assert_eq!(err.kind(), groupcache::ErrorKind::Peer);
+        assert_eq!(err.peer().map(|p| p.addr()), Some(cluster.addr(1)));
+        assert_eq!(cluster.node(0).stats().peer_errors, 1);
+        assert_eq!(
+            cluster.node(0).stats().hot_cache.entries,
+            0,
+            "local copy gone anyway"
         );
         cluster.shutdown().await;
     })

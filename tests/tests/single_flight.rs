@@ -235,3 +235,37 @@ async fn not_found_is_reported_as_such() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_after_remove_never_sees_what_a_load_read_before_it() {
+    within_limit(async {
+        let loader = CountingLoader::new();
+        loader.script("k", Script::Gate);
+        let cache = standalone(&loader);
+        // A load reads generation 1, then is held.
+        let before = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get("k").await }
+        });
+        wait_until("the first load started", || loader.loads("k") == 1).await;
+
+        // The source changes and the key is removed while that load is still running.
+        loader.set_generation(2);
+        cache.remove("k").await.unwrap();
+
+        let after = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get("k").await }
+        });
+        wait_until("a new load started", || loader.loads("k") == 2).await;
+        loader.release();
+        // The caller that asked before the removal may get either value; the one that asked
+        // after it must get the new one, and so must everyone later.
+        before.await.unwrap().unwrap();
+        assert_eq!(after.await.unwrap().unwrap(), value_of("k", 2));
+        assert_eq!(cache.get("k").await.unwrap(), value_of("k", 2));
+        assert_eq!(loader.loads("k"), 2);
+        assert_eq!(cache.inflight_len(), 0);
+    })
+    .await;
+}

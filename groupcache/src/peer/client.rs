@@ -1,8 +1,10 @@
 //! Asking the owner: one reused tonic channel per peer, every call under a deadline.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use groupcache_pb::v1::groupcache_client::GroupcacheClient;
 use groupcache_pb::v1::{GetRequest, RemoveRequest};
 use tonic::transport::{Channel, Endpoint};
@@ -15,8 +17,10 @@ use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector};
 pub(crate) struct ChannelConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
-    /// Largest reply accepted: the maximum value size plus protobuf framing.
-    pub(crate) max_message_size: usize,
+    /// Largest request sent: the maximum key length plus framing.
+    pub(crate) max_request_size: usize,
+    /// Largest reply accepted: the maximum value size plus framing.
+    pub(crate) max_reply_size: usize,
 }
 
 /// A client for one peer. Cloning shares the channel (one HTTP/2 connection).
@@ -51,8 +55,8 @@ impl PeerClient {
                 .with_source(e)
         })?;
         let client = GroupcacheClient::new(channel)
-            .max_decoding_message_size(config.max_message_size)
-            .max_encoding_message_size(config.max_message_size);
+            .max_decoding_message_size(config.max_reply_size)
+            .max_encoding_message_size(config.max_request_size);
         Ok(PeerClient {
             peer,
             client,
@@ -91,21 +95,31 @@ impl PeerClient {
     }
 
     /// The endpoint's timeout covers the request once a connection exists; this hard deadline
-    /// also covers waiting for the connection, whatever the connector does.
+    /// also covers waiting for the connection, whatever the connector does. A panic while
+    /// handling the reply (tonic's status parsing `expect`s well-formed headers) is the peer's
+    /// fault, not the loader's: it becomes a transport failure here.
     async fn deadline<T>(
         &self,
         key: &str,
         call: impl Future<Output = T>,
     ) -> Result<T, PeerFailure> {
-        tokio::time::timeout(self.timeout, call).await.map_err(|_| {
+        let failure = |detail: String| {
             PeerFailure::Transport(
-                Error::new(
-                    ErrorKind::Peer,
-                    format!("no answer within the peer timeout of {:?}", self.timeout),
-                )
-                .with_key(key)
-                .with_peer(&self.peer),
+                Error::new(ErrorKind::Peer, detail)
+                    .with_key(key)
+                    .with_peer(&self.peer),
             )
-        })
+        };
+        match tokio::time::timeout(self.timeout, AssertUnwindSafe(call).catch_unwind()).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(panic)) => Err(failure(format!(
+                "the peer's reply made the gRPC client panic: {}",
+                crate::flight::panic_message(&*panic)
+            ))),
+            Err(_) => Err(failure(format!(
+                "no answer within the peer timeout of {:?}",
+                self.timeout
+            ))),
+        }
     }
 }

@@ -50,8 +50,9 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
 /// [`Groupcache::grpc_service`](crate::Groupcache::grpc_service).
 ///
 /// Mount it in your tonic server next to your own services. The library never binds a port:
-/// your server owns the listener, TLS, layers and shutdown. Message size limits are already set
-/// from the builder's maximum value size.
+/// your server owns the listener, TLS, layers and shutdown. Message size limits are already set:
+/// a request may carry a key of the maximum key length (so a server never buffers a large
+/// request), a reply a value of the maximum value size.
 ///
 /// Serve it with `TCP_NODELAY` on (tonic's `Server::builder().tcp_nodelay(true)`, or
 /// `TcpIncoming::with_nodelay`): without it, replies can wait ~40 ms on Nagle's algorithm.
@@ -61,10 +62,11 @@ pub struct GroupcacheService<V> {
 
 impl<V: Clone + Send + Sync + 'static> GroupcacheService<V> {
     pub(crate) fn new(inner: Arc<Inner<V>>) -> Self {
-        let limit = inner.config.max_message_size();
+        let requests = inner.config.max_request_size();
+        let replies = inner.config.max_reply_size();
         let server = GroupcacheServer::new(PeerHandler { inner })
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
+            .max_decoding_message_size(requests)
+            .max_encoding_message_size(replies);
         GroupcacheService { server }
     }
 }

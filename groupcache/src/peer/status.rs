@@ -3,8 +3,11 @@
 //! Failures the owner reports on purpose (its loader failed, panicked, found nothing, or
 //! produced a value too large) travel as a status carrying the metadata entry
 //! `groupcache-error: <kind>`. The asking peer returns those as they are, with no local retry
-//! (semantics rule 5). A status without that marker came from the transport, a proxy or a
-//! misbehaving peer, and is treated as "owner unreachable".
+//! (semantics rule 5). So are statuses that mean misconfiguration rather than an outage:
+//! `Unauthenticated`/`PermissionDenied`, `InvalidArgument`, `OutOfRange` (a reply over this
+//! peer's message limit) and `Unimplemented` (no groupcache service at that address). Any other
+//! status came from the transport, a proxy or a struggling peer, and means "owner unreachable":
+//! load locally.
 
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
@@ -49,6 +52,12 @@ impl ErrorKind {
     }
 }
 
+/// Longest error detail sent to a peer. A status travels in HTTP/2 headers, and the asking
+/// peer's client refuses header lists over 16 KiB (non-ASCII text is percent-encoded to three
+/// times its size): an uncut message would turn the owner's answer into a protocol error, which
+/// reads as "owner unreachable" and causes a second, local load.
+const MAX_DETAIL: usize = 1024;
+
 /// The status the owner answers with when serving `err` to a peer.
 pub(crate) fn to_status(err: &Error) -> Status {
     let code = match err.kind() {
@@ -60,13 +69,24 @@ pub(crate) fn to_status(err: &Error) -> Status {
         ErrorKind::Abandoned => Code::Unavailable,
         _ => Code::Unknown,
     };
-    let mut status = Status::new(code, err.detail().to_owned());
+    let mut status = Status::new(code, truncate(err.detail(), MAX_DETAIL));
     if let Some(name) = err.kind().wire_name() {
         status
             .metadata_mut()
             .insert(ERROR_KIND_KEY, MetadataValue::from_static(name));
     }
     status
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..cut], text.len())
 }
 
 /// Classifies the status a peer answered `key` with.
@@ -92,6 +112,25 @@ pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> 
             ),
         ),
         Code::InvalidArgument => answer(ErrorKind::InvalidRequest, status.message().to_owned()),
+        // Our server marks its own size errors, so this is the asking client's decode limit:
+        // loading locally would produce the same oversized value.
+        Code::OutOfRange => answer(
+            ErrorKind::ValueTooLarge,
+            format!(
+                "the owner's reply exceeds this peer's message limit ({}); \
+                 give every peer the same max_value_size",
+                status.message()
+            ),
+        ),
+        // Something that does not serve this protocol listens at the peer's address: a
+        // configuration error, not an outage. Loading locally would hide it.
+        Code::Unimplemented => answer(
+            ErrorKind::Config,
+            format!(
+                "the peer does not serve groupcache.v1 ({}); check the peer list",
+                status.message()
+            ),
+        ),
         code => PeerFailure::Transport(
             Error::new(ErrorKind::Peer, format!("{code:?}: {}", status.message()))
                 .with_key(key)
@@ -140,9 +179,7 @@ mod tests {
             Code::Unknown,
             Code::Internal,
             Code::NotFound,
-            Code::OutOfRange,
             Code::ResourceExhausted,
-            Code::Unimplemented,
         ] {
             let status = Status::new(code, "x");
             assert!(
@@ -153,6 +190,28 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn misconfiguration_is_an_answer_not_a_fallback() {
+        for (code, kind) in [
+            (Code::OutOfRange, ErrorKind::ValueTooLarge),
+            (Code::Unimplemented, ErrorKind::Config),
+            (Code::InvalidArgument, ErrorKind::InvalidRequest),
+        ] {
+            match from_status(&Status::new(code, "x"), "k", &peer()) {
+                PeerFailure::Answer(err) => assert_eq!(err.kind(), kind),
+                other => panic!("{code:?} became {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn long_details_are_cut_so_the_status_fits_in_headers() {
+        let detail = "ü".repeat(10_000);
+        let status = to_status(&Error::new(ErrorKind::Loader, detail));
+        assert!(status.message().len() < MAX_DETAIL + 64);
+        assert!(status.message().ends_with("(20000 bytes in all)"));
     }
 
     #[test]
