@@ -35,6 +35,15 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Spawns `cache.get(key)` as a task of its own, like an independent caller.
+pub fn spawn_get(
+    cache: &Groupcache<String>,
+    key: &str,
+) -> tokio::task::JoinHandle<Result<String, groupcache::Error>> {
+    let (cache, key) = (cache.clone(), key.to_owned());
+    tokio::spawn(async move { cache.get(&key).await })
+}
+
 // ===== CountingLoader =====
 
 /// What the loader does for a key.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use groupcache_tests::{Script, TestCluster, value_of, wait_until, within_limit};
+use groupcache_tests::{Script, TestCluster, spawn_get, value_of, wait_until, within_limit};
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(300);
 /// Slack for scheduling on a loaded 2-core CI machine.
@@ -111,11 +111,7 @@ async fn a_slow_owner_means_a_local_load_after_the_peer_timeout() {
         cluster.loader.script_on(owner, &key, Script::Gate);
 
         let started = Instant::now();
-        let waiting = tokio::spawn({
-            let cache = cluster.node(0).clone();
-            let key = key.clone();
-            async move { cache.get(&key).await }
-        });
+        let waiting = spawn_get(cluster.node(0), &key);
         wait_until("the owner is loading", || {
             cluster.loader.loads_on(owner, &key) == 1
         })
@@ -184,11 +180,7 @@ async fn a_ring_change_during_a_load_neither_hangs_nor_loads_more_than_twice() {
         let key = cluster.key_owned_by(a, "moving");
         cluster.loader.script(&key, Script::Gate);
 
-        let first = tokio::spawn({
-            let cache = cluster.node(b).clone();
-            let key = key.clone();
-            async move { cache.get(&key).await }
-        });
+        let first = spawn_get(cluster.node(b), &key);
         wait_until("the owner is loading", || {
             cluster.loader.loads_on(a, &key) == 1
         })
@@ -198,11 +190,7 @@ async fn a_ring_change_during_a_load_neither_hangs_nor_loads_more_than_twice() {
         cluster
             .set_peers_on(b, &[cluster.addr(b), cluster.addr(c)])
             .await;
-        let second = tokio::spawn({
-            let cache = cluster.node(b).clone();
-            let key = key.clone();
-            async move { cache.get(&key).await }
-        });
+        let second = spawn_get(cluster.node(b), &key);
         let all: Vec<_> = (0..3).map(|i| cluster.addr(i)).collect();
         cluster.set_peers_on(b, &all).await;
         cluster.loader.release();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use groupcache::{ErrorKind, Groupcache};
-use groupcache_tests::{CountingLoader, Script, value_of, wait_until, within_limit};
+use groupcache_tests::{CountingLoader, Script, spawn_get, value_of, wait_until, within_limit};
 use tokio::task::JoinSet;
 
 fn standalone(loader: &CountingLoader) -> Groupcache<String> {
@@ -61,18 +61,12 @@ async fn waiters_get_the_value_when_the_first_caller_is_cancelled() {
         let loader = CountingLoader::new();
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
-        let first = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let first = spawn_get(&cache, "k");
         wait_until("the first caller waits", || {
             cache.inflight_waiters("k") == 1
         })
         .await;
-        let second = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let second = spawn_get(&cache, "k");
         wait_until("both callers wait", || cache.inflight_waiters("k") == 2).await;
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
@@ -127,22 +121,13 @@ async fn a_new_caller_joins_the_flight_after_a_waiter_left() {
         let loader = CountingLoader::new();
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
-        let leader = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let leader = spawn_get(&cache, "k");
         wait_until("the leader waits", || cache.inflight_waiters("k") == 1).await;
-        let waiter = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let waiter = spawn_get(&cache, "k");
         wait_until("the waiter waits", || cache.inflight_waiters("k") == 2).await;
         waiter.abort();
         wait_until("the waiter left", || cache.inflight_waiters("k") == 1).await;
-        let late = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let late = spawn_get(&cache, "k");
         wait_until("the late caller joined", || {
             cache.inflight_waiters("k") == 2
         })
@@ -243,20 +228,14 @@ async fn a_get_after_remove_never_sees_what_a_load_read_before_it() {
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
         // A load reads generation 1, then is held.
-        let before = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let before = spawn_get(&cache, "k");
         wait_until("the first load started", || loader.loads("k") == 1).await;
 
         // The source changes and the key is removed while that load is still running.
         loader.set_generation(2);
         cache.remove("k").await.unwrap();
 
-        let after = tokio::spawn({
-            let cache = cache.clone();
-            async move { cache.get("k").await }
-        });
+        let after = spawn_get(&cache, "k");
         wait_until("a new load started", || loader.loads("k") == 2).await;
         loader.release();
         // The caller that asked before the removal may get either value; the one that asked
