@@ -144,8 +144,11 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// * [`ErrorKind::NotFound`], [`ErrorKind::Loader`], [`ErrorKind::LoaderPanicked`]: the
     ///   loader's answer, here or on the owner. All callers of one load get the same error
     ///   ([`Error::ptr_eq`]); errors are never cached, so the next `get` tries again (rule 4).
-    /// * [`ErrorKind::Unauthenticated`]: the owner refused this peer's credentials. Returned
-    ///   as is, never bypassed by a local load.
+    /// * [`ErrorKind::ValueTooLarge`]: the value's encoding exceeds the maximum value size.
+    /// * [`ErrorKind::Unauthenticated`], [`ErrorKind::Codec`], [`ErrorKind::Config`]: the
+    ///   owner refused this peer's credentials, its reply did not decode, or no groupcache
+    ///   service answers at its address. Configuration errors: returned as they are, never
+    ///   hidden behind a local load.
     ///
     /// If the owner cannot be reached (connection refused, no answer within the peer
     /// timeout, `Unavailable`), this peer loads the value itself (deduplicated as above),
