@@ -241,3 +241,40 @@ async fn remove_with_a_dead_owner_clears_local_copies_and_reports_the_owner() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_owner_with_100_gets_in_flight_answers_every_caller() {
+    within_limit(async {
+        let mut cluster = cluster().await;
+        let owner = 1;
+        let key = cluster.key_owned_by(owner, "busy");
+        cluster.loader.script_on(owner, &key, Script::Gate);
+        let callers: Vec<_> = (0..100)
+            .map(|i| spawn_get(cluster.node(if i % 2 == 0 { 0 } else { 2 }), &key))
+            .collect();
+        wait_until("both peers' requests reached the owner", || {
+            cluster.node(owner).inflight_load_waiters(&key) == 2
+        })
+        .await;
+
+        cluster.kill(owner).await;
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), value_of(&key, 1));
+        }
+        for n in [0, 2] {
+            let stats = cluster.node(n).stats();
+            assert_eq!(
+                stats.peer_errors, 1,
+                "node {n}: one failed RPC for 50 callers"
+            );
+            assert_eq!(
+                cluster.loader.loads_on(n, &key),
+                1,
+                "node {n}: one fallback load"
+            );
+        }
+        cluster.loader.release();
+        cluster.shutdown().await;
+    })
+    .await;
+}
