@@ -155,6 +155,10 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// counts a peer error and returns the value; it is not stored in the main cache, since
     /// this peer does not own it (rule 5). A `get` with a dead or slow owner therefore returns
     /// within the peer timeout plus the load time.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime: loads run as tokio tasks.
     pub async fn get(&self, key: &str) -> Result<V, Error> {
         let inner = &self.inner;
         Counters::bump(&inner.counters.gets);
