@@ -12,6 +12,11 @@ use tonic::transport::{Channel, Endpoint};
 use super::status::{PeerFailure, from_status};
 use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector};
 
+/// Interval of HTTP/2 pings on every peer connection, busy or idle.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// A connection whose ping is unanswered this long is closed and reopened on the next request.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Settings every peer channel is opened with.
 #[derive(Debug, Clone)]
 pub(crate) struct ChannelConfig {
@@ -47,8 +52,12 @@ impl PeerClient {
             .timeout(config.request_timeout)
             // Without it, a 10 KiB reply can wait ~40 ms on Nagle's algorithm.
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
+            // A connection that silently stops delivering (a peer gone without a reset, a
+            // partition) is only noticed by HTTP/2 pings: until then every request to that peer
+            // costs a full peer timeout. Pinging idle connections too bounds that at ~15 s.
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let channel = connector.connect(&peer, endpoint).map_err(|e| {
             Error::new(ErrorKind::Config, format!("cannot open a channel: {e}"))
                 .with_peer(&peer)

@@ -9,8 +9,9 @@ use crate::{BoxError, GroupcachePeer};
 /// Opens the gRPC channel to a peer.
 ///
 /// groupcache prepares an [`Endpoint`] for the peer's address with its own settings (connect
-/// timeout, request deadline, `TCP_NODELAY`, HTTP/2 keep-alive) and hands it to the connector,
-/// which returns the channel. One channel is opened per peer and reused by every request to it;
+/// timeout, request deadline, `TCP_NODELAY`, HTTP/2 keep-alive pings every 10 s, idle or not,
+/// closing a connection whose ping is unanswered for 5 s) and hands it to the connector, which
+/// may change any of them and returns the channel. One channel is opened per peer and reused by every request to it;
 /// tonic reconnects it after the peer restarts.
 ///
 /// The default, [`LazyConnector`], connects on first use. Replace it to route through a proxy,
