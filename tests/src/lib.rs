@@ -16,6 +16,8 @@ use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader}
 use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 
+pub mod sim;
+
 /// Upper bound for any one test body: a hang fails instead of stalling CI.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
 
