@@ -227,6 +227,29 @@ pub fn run_seeded(seed: u64, body: impl FnOnce(&mut Sim<'_>) -> turmoil::Result)
     }
 }
 
+/// Runs one seeded scenario: a [`SimCluster`] on hosts `names` (builders passed through
+/// `configure`), and `body` as the simulation's client once every node is up. Steps the
+/// simulation until `body` finishes; fails naming the seed if anything fails.
+pub fn run_scenario<F, Fut>(
+    seed: u64,
+    names: &[&str],
+    configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + 'static,
+    body: F,
+) where
+    F: FnOnce(SimCluster) -> Fut + 'static,
+    Fut: Future<Output = turmoil::Result> + 'static,
+{
+    run_seeded(seed, |sim| {
+        let cluster = SimCluster::start(sim, names, &CountingLoader::new(), configure);
+        let client = cluster.clone();
+        sim.client("client", async move {
+            client.wait_up().await;
+            body(client).await
+        });
+        cluster.run(sim)
+    });
+}
+
 /// With `RUST_LOG` set, logs to the test's output with simulated time as the timestamp.
 fn trace_init() {
     if std::env::var_os("RUST_LOG").is_none() {
@@ -431,6 +454,15 @@ impl SimCluster {
             .unwrap_or_else(|| panic!("node {i} is down"))
             .cache
             .clone()
+    }
+
+    /// Asserts that no node has a flight left (every running node; invariant I7).
+    pub fn assert_no_flights(&self) {
+        for i in 0..self.shared.names.len() {
+            if let Some(node) = &self.slots()[i].running {
+                assert_eq!(node.cache.inflight_len(), 0, "node {i}: no flight left");
+            }
+        }
     }
 
     /// Node `i`'s counters.

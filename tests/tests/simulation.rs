@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use groupcache::{GroupcacheBuilder, Stats};
-use groupcache_tests::sim::{SimCluster, join, run_seeded, sweep, wait_for};
-use groupcache_tests::{CountingLoader, Script, value_of};
+use groupcache_tests::sim::{SimCluster, join, run_scenario, sweep, wait_for};
+use groupcache_tests::{Script, value_of};
 use tokio::time::Instant;
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -99,65 +99,57 @@ async fn assert_served_by_owner(cluster: &SimCluster, from: usize, owner: usize,
 const HERD: usize = 10_000;
 
 fn herd_over_the_cluster(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            cluster.wait_up().await;
-            let key = cluster.key_owned_by(C, "herd");
-            cluster.loader().script(&key, Script::Gate);
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        let key = cluster.key_owned_by(C, "herd");
+        cluster.loader().script(&key, Script::Gate);
 
-            let started = Instant::now();
-            let callers: Vec<_> = (0..HERD).map(|n| cluster.spawn_get(n % 3, &key)).collect();
-            wait_for("every caller waits", || {
-                (0..3)
-                    .map(|i| cluster.cache(i).inflight_waiters(&key))
-                    .sum::<usize>()
-                    == HERD
-            })
-            .await;
-            wait_for("a's and b's requests joined c's load", || {
-                cluster.cache(C).inflight_load_waiters(&key) == 3
-            })
-            .await;
-            // The gate must open before the peers' deadline, or this is no herd test.
-            assert!(
-                started.elapsed() < PEER_TIMEOUT / 2,
-                "{:?}",
-                started.elapsed()
+        let started = Instant::now();
+        let callers: Vec<_> = (0..HERD).map(|n| cluster.spawn_get(n % 3, &key)).collect();
+        wait_for("every caller waits", || {
+            (0..3)
+                .map(|i| cluster.cache(i).inflight_waiters(&key))
+                .sum::<usize>()
+                == HERD
+        })
+        .await;
+        wait_for("a's and b's requests joined c's load", || {
+            cluster.cache(C).inflight_load_waiters(&key) == 3
+        })
+        .await;
+        // The gate must open before the peers' deadline, or this is no herd test.
+        assert!(
+            started.elapsed() < PEER_TIMEOUT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        cluster.loader().release();
+
+        for caller in callers {
+            assert_eq!(join(caller).await.0.unwrap(), value_of(&key, 1));
+        }
+        assert_eq!(cluster.loader().loads(&key), 1, "one load in the cluster");
+        assert_eq!(cluster.loader().loads_on(C, &key), 1);
+        for i in 0..3 {
+            let stats = cluster.stats(i);
+            assert_eq!(stats.peer_errors, 0, "node {i}");
+            assert_eq!(stats.fallback_loads, 0, "node {i}");
+            assert_eq!(
+                stats.loads, 1,
+                "node {i}: one flight, every other caller joined"
             );
-            cluster.loader().release();
-
-            for caller in callers {
-                assert_eq!(join(caller).await.0.unwrap(), value_of(&key, 1));
+            if i == C {
+                assert_eq!(stats.peer_loads, 0);
+                assert_eq!(stats.server_requests, 2, "one request from a, one from b");
+            } else {
+                assert_eq!(stats.peer_loads, 1, "node {i} sent one RPC for the key");
             }
-            assert_eq!(cluster.loader().loads(&key), 1, "one load in the cluster");
-            assert_eq!(cluster.loader().loads_on(C, &key), 1);
-            for i in 0..3 {
-                let stats = cluster.stats(i);
-                assert_eq!(stats.peer_errors, 0, "node {i}");
-                assert_eq!(stats.fallback_loads, 0, "node {i}");
-                assert_eq!(
-                    stats.loads, 1,
-                    "node {i}: one flight, every other caller joined"
-                );
-                if i == C {
-                    assert_eq!(stats.peer_loads, 0);
-                    assert_eq!(stats.server_requests, 2, "one request from a, one from b");
-                } else {
-                    assert_eq!(stats.peer_loads, 1, "node {i} sent one RPC for the key");
-                }
-                assert_eq!(
-                    cluster.cache(i).inflight_len(),
-                    0,
-                    "node {i}: no flight left"
-                );
-            }
-            Ok(())
-        });
-        cluster.run(sim)
+            assert_eq!(
+                cluster.cache(i).inflight_len(),
+                0,
+                "node {i}: no flight left"
+            );
+        }
+        Ok(())
     });
 }
 
@@ -169,77 +161,63 @@ fn a_herd_over_three_hosts_loads_once_in_the_cluster() {
 // ===== row 7: the owner crashes mid-load =====
 
 fn owner_crashes_mid_load(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            cluster.wait_up().await;
-            connect_all(&cluster, "warm").await;
-            let key = cluster.key_owned_by(C, "crash");
-            // Only c's load is held; a's fallback load answers at once.
-            cluster.loader().script_on(C, &key, Script::Gate);
-            let before = cluster.stats(A);
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        connect_all(&cluster, "warm").await;
+        let key = cluster.key_owned_by(C, "crash");
+        // Only c's load is held; a's fallback load answers at once.
+        cluster.loader().script_on(C, &key, Script::Gate);
+        let before = cluster.stats(A);
 
-            let caller = cluster.spawn_get(A, &key);
-            wait_for("c is loading for a", || {
-                cluster.loader().loads_on(C, &key) == 1
-            })
-            .await;
-            cluster.crash(C).await;
-            let (value, took) = join(caller).await;
-            assert_eq!(value.unwrap(), value_of(&key, 1));
-            assert!(took <= PEER_TIMEOUT + SLACK, "fallback took {took:?}");
-            let after = cluster.stats(A);
-            assert_eq!(
-                after.peer_errors,
-                before.peer_errors + 1,
-                "the crash was felt"
-            );
-            assert_eq!(after.fallback_loads, before.fallback_loads + 1);
-            assert_eq!(cluster.loader().loads_on(A, &key), 1, "a loaded it itself");
-            assert_eq!(
-                after.main_cache.entries, before.main_cache.entries,
-                "a fallback value is never a's to keep"
-            );
+        let caller = cluster.spawn_get(A, &key);
+        wait_for("c is loading for a", || {
+            cluster.loader().loads_on(C, &key) == 1
+        })
+        .await;
+        cluster.crash(C).await;
+        let (value, took) = join(caller).await;
+        assert_eq!(value.unwrap(), value_of(&key, 1));
+        assert!(took <= PEER_TIMEOUT + SLACK, "fallback took {took:?}");
+        let after = cluster.stats(A);
+        assert_eq!(
+            after.peer_errors,
+            before.peer_errors + 1,
+            "the crash was felt"
+        );
+        assert_eq!(after.fallback_loads, before.fallback_loads + 1);
+        assert_eq!(cluster.loader().loads_on(A, &key), 1, "a loaded it itself");
+        assert_eq!(
+            after.main_cache.entries, before.main_cache.entries,
+            "a fallback value is never a's to keep"
+        );
 
-            // While c is down: a crashed turmoil host answers nothing, not even a refusal, so
-            // a and b wait for the deadline, then fall back.
-            let down = cluster.key_owned_by(C, "down");
-            for i in [A, B] {
-                let before = cluster.stats(i);
-                let (value, took) = cluster.timed_get(i, &down).await;
-                assert_eq!(value.unwrap(), value_of(&down, 1));
-                assert!(took >= PEER_TIMEOUT, "node {i}: {took:?}");
-                assert!(took <= PEER_TIMEOUT + SLACK, "node {i}: {took:?}");
-                assert_eq!(cluster.stats(i).peer_errors, before.peer_errors + 1);
-            }
+        // While c is down: a crashed turmoil host answers nothing, not even a refusal, so
+        // a and b wait for the deadline, then fall back.
+        let down = cluster.key_owned_by(C, "down");
+        for i in [A, B] {
+            let before = cluster.stats(i);
+            let (value, took) = cluster.timed_get(i, &down).await;
+            assert_eq!(value.unwrap(), value_of(&down, 1));
+            assert!(took >= PEER_TIMEOUT, "node {i}: {took:?}");
+            assert!(took <= PEER_TIMEOUT + SLACK, "node {i}: {took:?}");
+            assert_eq!(cluster.stats(i).peer_errors, before.peer_errors + 1);
+        }
 
-            // c comes back as a fresh process: a and b reconnect and route c's keys to it again.
-            cluster.bounce(C).await;
-            for i in [A, B] {
-                // The connect attempt a timed-out request left in the channel while c was down
-                // fails when c restarts, and the next request gets that failure: one more
-                // fallback at most.
-                let attempts = reroutes_within(&cluster, i, C, 2).await;
-                eprintln!("seed {seed}: node {i} routed to c again at attempt {attempts}");
-                for n in 0..3 {
-                    let key = cluster.key_owned_by(C, &format!("back-{i}-{n}"));
-                    assert_served_by_owner(&cluster, i, C, &key).await;
-                }
+        // c comes back as a fresh process: a and b reconnect and route c's keys to it again.
+        cluster.bounce(C).await;
+        for i in [A, B] {
+            // The connect attempt a timed-out request left in the channel while c was down
+            // fails when c restarts, and the next request gets that failure: one more
+            // fallback at most.
+            let attempts = reroutes_within(&cluster, i, C, 2).await;
+            eprintln!("seed {seed}: node {i} routed to c again at attempt {attempts}");
+            for n in 0..3 {
+                let key = cluster.key_owned_by(C, &format!("back-{i}-{n}"));
+                assert_served_by_owner(&cluster, i, C, &key).await;
             }
-            for i in 0..3 {
-                assert_eq!(
-                    cluster.cache(i).inflight_len(),
-                    0,
-                    "node {i}: no flight left"
-                );
-            }
-            cluster.loader().release();
-            Ok(())
-        });
-        cluster.run(sim)
+        }
+        cluster.assert_no_flights();
+        cluster.loader().release();
+        Ok(())
     });
 }
 
@@ -251,62 +229,54 @@ fn an_owner_crashed_mid_load_means_a_fallback_within_the_deadline_then_routing_r
 // ===== row 8: the owner is slow =====
 
 fn slow_owner(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            cluster.wait_up().await;
-            connect_all(&cluster, "warm").await;
-            let key = cluster.key_owned_by(C, "slow");
-            let slow = 4 * PEER_TIMEOUT;
-            cluster.loader().script_on(C, &key, Script::Delay(slow));
-            let before = cluster.stats(A);
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        connect_all(&cluster, "warm").await;
+        let key = cluster.key_owned_by(C, "slow");
+        let slow = 4 * PEER_TIMEOUT;
+        cluster.loader().script_on(C, &key, Script::Delay(slow));
+        let before = cluster.stats(A);
 
-            let (value, took) = cluster.timed_get(A, &key).await;
-            assert_eq!(value.unwrap(), value_of(&key, 1));
-            // Exact in simulated time: the deadline, then an instant local load.
-            assert!(took >= PEER_TIMEOUT, "waited for the owner first: {took:?}");
-            assert!(
-                took <= PEER_TIMEOUT + Duration::from_millis(2),
-                "then fell back at once: {took:?}"
-            );
-            let after = cluster.stats(A);
-            assert_eq!(after.peer_errors, before.peer_errors + 1);
-            assert_eq!(after.fallback_loads, before.fallback_loads + 1);
-            assert_eq!(cluster.loader().loads_on(A, &key), 1);
-            assert_eq!(cluster.loader().loads_on(C, &key), 1, "c is still loading");
+        let (value, took) = cluster.timed_get(A, &key).await;
+        assert_eq!(value.unwrap(), value_of(&key, 1));
+        // Exact in simulated time: the deadline, then an instant local load.
+        assert!(took >= PEER_TIMEOUT, "waited for the owner first: {took:?}");
+        assert!(
+            took <= PEER_TIMEOUT + Duration::from_millis(2),
+            "then fell back at once: {took:?}"
+        );
+        let after = cluster.stats(A);
+        assert_eq!(after.peer_errors, before.peer_errors + 1);
+        assert_eq!(after.fallback_loads, before.fallback_loads + 1);
+        assert_eq!(cluster.loader().loads_on(A, &key), 1);
+        assert_eq!(cluster.loader().loads_on(C, &key), 1, "c is still loading");
 
-            // c's load finishes late and fills c's cache; its reply to a is dropped.
-            wait_for("c's late load finished", || {
-                cluster.cache(C).inflight_len() == 0
-            })
-            .await;
-            tokio::time::sleep(PEER_TIMEOUT).await;
-            let late = cluster.stats(A);
-            assert_eq!(late.peer_errors, after.peer_errors);
-            assert_eq!(
-                late.main_cache.entries, before.main_cache.entries,
-                "nothing inserted on a"
-            );
-            assert_eq!(late.hot_cache.entries, 0, "nothing inserted on a");
-            assert_eq!(late.peer_loads, after.peer_loads);
+        // c's load finishes late and fills c's cache; its reply to a is dropped.
+        wait_for("c's late load finished", || {
+            cluster.cache(C).inflight_len() == 0
+        })
+        .await;
+        tokio::time::sleep(PEER_TIMEOUT).await;
+        let late = cluster.stats(A);
+        assert_eq!(late.peer_errors, after.peer_errors);
+        assert_eq!(
+            late.main_cache.entries, before.main_cache.entries,
+            "nothing inserted on a"
+        );
+        assert_eq!(late.hot_cache.entries, 0, "nothing inserted on a");
+        assert_eq!(late.peer_loads, after.peer_loads);
 
-            // Next time a asks c, c answers from its cache: no further load anywhere.
-            let (value, took) = cluster.timed_get(A, &key).await;
-            assert_eq!(value.unwrap(), value_of(&key, 1));
-            assert!(took < PEER_TIMEOUT, "{took:?}");
-            assert_eq!(cluster.stats(A).peer_errors, after.peer_errors);
-            assert_eq!(cluster.loader().loads_on(C, &key), 1);
-            assert_eq!(
-                cluster.loader().loads(&key),
-                2,
-                "owner once, plus a's one fallback"
-            );
-            Ok(())
-        });
-        cluster.run(sim)
+        // Next time a asks c, c answers from its cache: no further load anywhere.
+        let (value, took) = cluster.timed_get(A, &key).await;
+        assert_eq!(value.unwrap(), value_of(&key, 1));
+        assert!(took < PEER_TIMEOUT, "{took:?}");
+        assert_eq!(cluster.stats(A).peer_errors, after.peer_errors);
+        assert_eq!(cluster.loader().loads_on(C, &key), 1);
+        assert_eq!(
+            cluster.loader().loads(&key),
+            2,
+            "owner once, plus a's one fallback"
+        );
+        Ok(())
     });
 }
 
@@ -353,36 +323,22 @@ async fn during_partition(cluster: &SimCluster, prefix: &str, at_least: Duration
 }
 
 fn partition_before_connecting(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            cluster.wait_up().await;
-            turmoil::partition("a", "c");
-            // turmoil drops a SYN sent into a partition together with the channel its answer
-            // would come back on: the connect is refused at once, not left to time out.
-            during_partition(&cluster, "split", Duration::ZERO).await;
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        turmoil::partition("a", "c");
+        // turmoil drops a SYN sent into a partition together with the channel its answer
+        // would come back on: the connect is refused at once, not left to time out.
+        during_partition(&cluster, "split", Duration::ZERO).await;
 
-            turmoil::repair("a", "c");
-            // No connection between a and c was ever established: the next request connects.
-            for (from, to) in [(A, C), (C, A)] {
-                for n in 0..3 {
-                    let key = cluster.key_owned_by(to, &format!("healed-{from}-{n}"));
-                    assert_served_by_owner(&cluster, from, to, &key).await;
-                }
+        turmoil::repair("a", "c");
+        // No connection between a and c was ever established: the next request connects.
+        for (from, to) in [(A, C), (C, A)] {
+            for n in 0..3 {
+                let key = cluster.key_owned_by(to, &format!("healed-{from}-{n}"));
+                assert_served_by_owner(&cluster, from, to, &key).await;
             }
-            for i in 0..3 {
-                assert_eq!(
-                    cluster.cache(i).inflight_len(),
-                    0,
-                    "node {i}: no flight left"
-                );
-            }
-            Ok(())
-        });
-        cluster.run(sim)
+        }
+        cluster.assert_no_flights();
+        Ok(())
     });
 }
 
@@ -392,39 +348,31 @@ fn a_partition_means_fallbacks_on_both_sides_only_and_routing_resumes_after_repa
 }
 
 fn partition_of_a_live_connection(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            cluster.wait_up().await;
-            connect_all(&cluster, "warm").await;
-            let partitioned = Instant::now();
-            turmoil::partition("a", "c");
-            // Requests on the live connections vanish: each waits for the deadline.
-            during_partition(&cluster, "split", PEER_TIMEOUT).await;
-            turmoil::repair("a", "c");
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        connect_all(&cluster, "warm").await;
+        let partitioned = Instant::now();
+        turmoil::partition("a", "c");
+        // Requests on the live connections vanish: each waits for the deadline.
+        during_partition(&cluster, "split", PEER_TIMEOUT).await;
+        turmoil::repair("a", "c");
 
-            // turmoil does not retransmit: what a and c sent into the partition is lost, and
-            // their HTTP/2 connections stay stuck behind the gap after the repair (real TCP
-            // would retransmit; a connection whose peer vanished without a reset would stay
-            // stuck the same way). Requests on them time out and fall back until a keep-alive
-            // ping goes unanswered for 5 s and tonic reconnects.
-            let (a_to_c, c_to_a) = tokio::join!(
-                reroutes(&cluster, A, C, partitioned),
-                reroutes(&cluster, C, A, partitioned),
-            );
-            eprintln!("seed {seed}: a to c resumed after {a_to_c:?}, c to a after {c_to_a:?}");
-            for (from, to) in [(A, C), (C, A)] {
-                for n in 0..3 {
-                    let key = cluster.key_owned_by(to, &format!("healed-{from}-{n}"));
-                    assert_served_by_owner(&cluster, from, to, &key).await;
-                }
+        // turmoil does not retransmit: what a and c sent into the partition is lost, and
+        // their HTTP/2 connections stay stuck behind the gap after the repair (real TCP
+        // would retransmit; a connection whose peer vanished without a reset would stay
+        // stuck the same way). Requests on them time out and fall back until a keep-alive
+        // ping goes unanswered for 5 s and tonic reconnects.
+        let (a_to_c, c_to_a) = tokio::join!(
+            reroutes(&cluster, A, C, partitioned),
+            reroutes(&cluster, C, A, partitioned),
+        );
+        eprintln!("seed {seed}: a to c resumed after {a_to_c:?}, c to a after {c_to_a:?}");
+        for (from, to) in [(A, C), (C, A)] {
+            for n in 0..3 {
+                let key = cluster.key_owned_by(to, &format!("healed-{from}-{n}"));
+                assert_served_by_owner(&cluster, from, to, &key).await;
             }
-            Ok(())
-        });
-        cluster.run(sim)
+        }
+        Ok(())
     });
 }
 
@@ -480,78 +428,70 @@ async fn burst(cluster: &SimCluster, rng: &mut fastrand::Rng, keys: &[String]) {
 }
 
 fn swizzle_clog(seed: u64) {
-    run_seeded(seed, |sim| {
-        let loader = CountingLoader::new();
-        let cluster = SimCluster::start(sim, &HOSTS, &loader, configure);
-        let client = cluster.clone();
-        sim.client("client", async move {
-            let cluster = client;
-            let mut rng = fastrand::Rng::with_seed(seed);
-            cluster.wait_up().await;
-            connect_all(&cluster, "warm").await;
-            let keys: Vec<String> = (0..SWIZZLE_KEYS).map(|n| format!("swizzle-{n}")).collect();
-            let before: Vec<Stats> = (0..3).map(|i| cluster.stats(i)).collect();
+    run_scenario(seed, &HOSTS, configure, move |cluster| async move {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        connect_all(&cluster, "warm").await;
+        let keys: Vec<String> = (0..SWIZZLE_KEYS).map(|n| format!("swizzle-{n}")).collect();
+        let before: Vec<Stats> = (0..3).map(|i| cluster.stats(i)).collect();
 
-            // Clog the links one by one, in a seed-chosen order, then release them in another.
-            // Held messages are delivered on release, so connections survive (unlike a
-            // partition, which loses them).
-            let mut links = vec![(A, B), (A, C), (B, C)];
-            rng.shuffle(&mut links);
-            for &(x, y) in &links {
-                turmoil::hold(cluster.name(x), cluster.name(y));
-                burst(&cluster, &mut rng, &keys).await;
-            }
-            rng.shuffle(&mut links);
-            for &(x, y) in &links {
-                turmoil::release(cluster.name(x), cluster.name(y));
-                burst(&cluster, &mut rng, &keys).await;
-            }
+        // Clog the links one by one, in a seed-chosen order, then release them in another.
+        // Held messages are delivered on release, so connections survive (unlike a
+        // partition, which loses them).
+        let mut links = vec![(A, B), (A, C), (B, C)];
+        rng.shuffle(&mut links);
+        for &(x, y) in &links {
+            turmoil::hold(cluster.name(x), cluster.name(y));
+            burst(&cluster, &mut rng, &keys).await;
+        }
+        rng.shuffle(&mut links);
+        for &(x, y) in &links {
+            turmoil::release(cluster.name(x), cluster.name(y));
+            burst(&cluster, &mut rng, &keys).await;
+        }
 
-            // I10: the clog was felt.
-            let errors: u64 = (0..3)
-                .map(|i| cluster.stats(i).peer_errors - before[i].peer_errors)
+        // I10: the clog was felt.
+        let errors: u64 = (0..3)
+            .map(|i| cluster.stats(i).peer_errors - before[i].peer_errors)
+            .sum();
+        assert!(errors > 0, "no request ran into a held link");
+
+        // Held requests reach their owners late; their replies are dropped. Then nothing
+        // is left running (I7).
+        wait_for("every flight ended", || {
+            (0..3).all(|i| cluster.cache(i).inflight_len() == 0)
+        })
+        .await;
+
+        // I3: the owner loads a key at most once; any other node loads a key only as a
+        // fallback after a transport failure.
+        for key in &keys {
+            let owner = cluster.owner_of(key);
+            assert!(
+                cluster.loader().loads_on(owner, key) <= 1,
+                "{key}: owner loaded it twice"
+            );
+        }
+        for (i, before) in before.iter().enumerate() {
+            let foreign: u64 = keys
+                .iter()
+                .filter(|key| cluster.owner_of(key) != i)
+                .map(|key| cluster.loader().loads_on(i, key))
                 .sum();
-            assert!(errors > 0, "no request ran into a held link");
+            let fallbacks = cluster.stats(i).fallback_loads - before.fallback_loads;
+            assert!(
+                foreign <= fallbacks,
+                "node {i}: {foreign} loads of others' keys, {fallbacks} fallbacks"
+            );
+        }
 
-            // Held requests reach their owners late; their replies are dropped. Then nothing
-            // is left running (I7).
-            wait_for("every flight ended", || {
-                (0..3).all(|i| cluster.cache(i).inflight_len() == 0)
-            })
-            .await;
-
-            // I3: the owner loads a key at most once; any other node loads a key only as a
-            // fallback after a transport failure.
-            for key in &keys {
-                let owner = cluster.owner_of(key);
-                assert!(
-                    loader.loads_on(owner, key) <= 1,
-                    "{key}: owner loaded it twice"
-                );
+        // I4: healed, every node reaches every other, with no fallback.
+        for from in 0..3 {
+            for to in (0..3).filter(|&to| to != from) {
+                let key = cluster.key_owned_by(to, &format!("healed-{from}"));
+                assert_served_by_owner(&cluster, from, to, &key).await;
             }
-            for (i, before) in before.iter().enumerate() {
-                let foreign: u64 = keys
-                    .iter()
-                    .filter(|key| cluster.owner_of(key) != i)
-                    .map(|key| loader.loads_on(i, key))
-                    .sum();
-                let fallbacks = cluster.stats(i).fallback_loads - before.fallback_loads;
-                assert!(
-                    foreign <= fallbacks,
-                    "node {i}: {foreign} loads of others' keys, {fallbacks} fallbacks"
-                );
-            }
-
-            // I4: healed, every node reaches every other, with no fallback.
-            for from in 0..3 {
-                for to in (0..3).filter(|&to| to != from) {
-                    let key = cluster.key_owned_by(to, &format!("healed-{from}"));
-                    assert_served_by_owner(&cluster, from, to, &key).await;
-                }
-            }
-            Ok(())
-        });
-        cluster.run(sim)
+        }
+        Ok(())
     });
 }
 
