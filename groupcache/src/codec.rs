@@ -66,6 +66,7 @@ where
 /// Opt-in through the `bincode` feature. bincode is unmaintained (RUSTSEC-2025-0141) and 3.x on
 /// crates.io is an empty release; prefer [`Postcard`] unless you need bincode's format.
 #[cfg(feature = "bincode")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bincode;
 

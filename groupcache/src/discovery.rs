@@ -5,9 +5,10 @@
 //! agrees on every key's owner. A member that cannot be reached stays in the ring: requests to
 //! it fall back to a local load (rule 5) until it answers again; tonic reconnects on its own.
 //!
-//! When membership changes, this peer drops from its main cache the values it no longer owns.
-//! Otherwise its own callers would keep reading its old copy while every other peer asks the
-//! new owner, and a `remove` sent to the new owner would never reach it.
+//! When membership changes, this peer drops from its main cache the values it no longer owns,
+//! and from its hot cache the copies of values it now owns. Otherwise its own callers would
+//! keep reading an old copy while every other peer asks the owner, and a `remove` sent to the
+//! owner would never reach it.
 
 use crate::routing::Change;
 use crate::{Error, Groupcache, GroupcachePeer};
@@ -19,8 +20,9 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// The new ring is swapped in atomically: a `get` running concurrently routes by either the
     /// old or the new ring, never a mix. Channels to peers that stay are kept. Values in the
-    /// main cache whose key this peer no longer owns are dropped: a scan of the main cache, run
-    /// inline, so expect a few milliseconds per hundred thousand entries.
+    /// main cache whose key this peer no longer owns are dropped, and so are hot copies of keys
+    /// it now owns: a scan of both caches, run inline, so expect a few milliseconds per hundred
+    /// thousand entries.
     ///
     /// Channels to new peers are opened lazily, and their background tasks run on the tokio
     /// runtime that calls this method: call it from the runtime that serves your requests.
@@ -41,6 +43,10 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the peer connector cannot open a
     /// channel to a new peer; the membership is then left as it was.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime when a new peer needs a channel.
     pub async fn set_peers(
         &self,
         peers: impl IntoIterator<Item = impl Into<GroupcachePeer>>,
@@ -70,11 +76,12 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// # Errors
     ///
     /// As [`set_peers`](Self::set_peers).
-    pub async fn remove_peer(&self, peer: &GroupcachePeer) -> Result<(), Error> {
+    pub async fn remove_peer(&self, peer: impl Into<GroupcachePeer>) -> Result<(), Error> {
+        let peer = peer.into();
         let change = self
             .inner()
             .routing
-            .update(|peers| peers.retain(|p| p != peer))?;
+            .update(|peers| peers.retain(|p| *p != peer))?;
         self.apply_change(&change);
         Ok(())
     }
@@ -90,7 +97,10 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
             return;
         }
         let inner = self.inner();
-        let dropped = inner.main.retain(|key| inner.routing.owns(key));
+        // Values no longer owned leave the main cache; hot copies of values now owned leave
+        // the hot cache, which lookups read first: the main cache is now their only home.
+        let dropped = inner.main.retain(|key| inner.routing.owns(key))
+            + inner.hot.retain(|key| !inner.routing.owns(key));
         tracing::info!(
             me = %self.me(),
             added = ?change.added,

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::builder::{Config, GroupcacheBuilder};
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
-use crate::flight::{FlightGroup, Role, Superseded, Ticket};
+use crate::flight::{FlightGroup, Role, Superseded};
 use crate::peer::server::GroupcacheService;
 use crate::peer::status::PeerFailure;
 use crate::promotion::HotCachePolicy;
@@ -119,7 +119,8 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         }
     }
 
-    /// Returns the value of `key`, from the first place that has it:
+    /// Returns the value of `key`, from the first place that has it (a hit clones `V`: make a
+    /// large value an `Arc` or `Bytes` so that a hit is a reference-count bump):
     ///
     /// 1. this peer's hot cache, then its main cache;
     /// 2. if this peer owns `key`: the loader, and the value is stored in the main cache;
@@ -145,6 +146,9 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///   loader's answer, here or on the owner. All callers of one load get the same error
     ///   ([`Error::ptr_eq`]); errors are never cached, so the next `get` tries again (rule 4).
     /// * [`ErrorKind::ValueTooLarge`]: the value's encoding exceeds the maximum value size.
+    /// * [`ErrorKind::InvalidRequest`]: the owner refused the request (its key limit is
+    ///   smaller than this peer's).
+    /// * [`ErrorKind::Abandoned`]: the runtime shut down while the load was running.
     /// * [`ErrorKind::Unauthenticated`], [`ErrorKind::Codec`], [`ErrorKind::Config`]: the
     ///   owner refused this peer's credentials, its reply did not decode, or no groupcache
     ///   service answers at its address. Configuration errors: returned as they are, never
@@ -171,12 +175,15 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
             Counters::bump(&inner.counters.main_hits);
             return Ok(entry.value.clone());
         }
+        Counters::bump(&inner.counters.loads);
         let this = Arc::clone(inner);
         let owned = key.to_owned();
         let ticket = inner.fetches.join(key, move |superseded| async move {
             this.fetch(owned, superseded).await
         });
-        inner.count_role(&ticket, &inner.counters.loads);
+        if ticket.role() == Role::Leader {
+            Counters::bump(&inner.counters.loads_deduped);
+        }
         ticket.wait().await.map(|entry| entry.value.clone())
     }
 
@@ -192,8 +199,10 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::KeyTooLong`], or [`ErrorKind::Peer`] if the owner could not be told; the
-    /// local copies are removed in either case.
+    /// [`ErrorKind::KeyTooLong`] (nothing is done); otherwise the local copies are removed in
+    /// any case, and the error says why the owner could not be told: [`ErrorKind::Peer`] (not
+    /// reachable), or its refusal ([`ErrorKind::Unauthenticated`], [`ErrorKind::Config`],
+    /// [`ErrorKind::InvalidRequest`]).
     pub async fn remove(&self, key: &str) -> Result<(), Error> {
         let inner = &self.inner;
         inner.check_key(key)?;
@@ -252,6 +261,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
 
 /// Accessors for black-box tests: whether flights are left behind, how many callers wait.
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// Flights (fetches and loads) running on this peer now. `0` when idle: a flight never
     /// outlives its task.
@@ -290,13 +300,6 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         Ok(())
     }
 
-    fn count_role<T>(&self, ticket: &Ticket<T>, leader_counter: &std::sync::atomic::AtomicU64) {
-        match ticket.role() {
-            Role::Leader => Counters::bump(leader_counter),
-            Role::Joined => Counters::bump(&self.counters.loads_deduped),
-        }
-    }
-
     fn count_answer(&self, err: Error) -> Error {
         if err.kind() == ErrorKind::Unauthenticated {
             Counters::bump(&self.counters.auth_failures);
@@ -323,10 +326,12 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             Route::Local => return self.load(&key).await,
             Route::Remote(client) => client,
         };
-        Counters::bump(&self.counters.peer_loads);
         let failure = match client.get(&key).await {
             Ok(bytes) => match self.codec.decode(bytes.clone()) {
-                Ok(value) => return Ok(self.keep_fetched(&key, value, bytes, &superseded)),
+                Ok(value) => {
+                    Counters::bump(&self.counters.peer_loads);
+                    return Ok(self.keep_fetched(&key, value, bytes, &superseded));
+                }
                 // Every peer must use the same codec: a reply that does not decode means they
                 // do not (or the value type changed in a rolling deploy). Loading locally would
                 // hide that, and multiply database load by the number of peers.
@@ -383,9 +388,6 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         let ticket = self.loads.join(key, move |superseded| async move {
             this.load_now(owned, superseded).await
         });
-        if ticket.role() == Role::Joined {
-            Counters::bump(&self.counters.loads_deduped);
-        }
         ticket.wait().await
     }
 
@@ -395,16 +397,19 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         key: String,
         superseded: Superseded,
     ) -> Result<Arc<Entry<V>>, Error> {
-        // A new leader re-checks: the previous load may have stored the value just now.
-        if let Some(entry) = self.cached(&key) {
+        // A new leader re-checks: the previous load may have stored the value just now. The
+        // main cache only: this load may be answering a peer, which never gets a hot copy.
+        if let Some(entry) = self.main.get(&key) {
             return Ok(entry);
         }
-        Counters::bump(&self.counters.local_loads);
         let loaded = AssertUnwindSafe(self.loader.load(&key))
             .catch_unwind()
             .await;
         let value = match loaded {
-            Ok(Ok(value)) => value,
+            Ok(Ok(value)) => {
+                Counters::bump(&self.counters.local_loads);
+                value
+            }
             Ok(Err(source)) => {
                 Counters::bump(&self.counters.local_load_errors);
                 let (kind, detail) = if source.is::<NotFound>() {
@@ -465,11 +470,13 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
 
     // ===== serving other peers =====
 
-    /// Answers a peer's `Get`: from the caches or the loader, never forwarded (rule 6).
+    /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
+    /// Never from the hot cache: a hot copy is only as fresh as its TTL allows, and the asker
+    /// would keep it for a TTL of its own, so staleness would add up from peer to peer.
     pub(crate) async fn serve_peer(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
         Counters::bump(&self.counters.server_requests);
         self.check_key(key)?;
-        if let Some(entry) = self.cached(key) {
+        if let Some(entry) = self.main.get(key) {
             return Ok(entry);
         }
         self.load(key).await
@@ -485,11 +492,14 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
 
     /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
     /// new callers and not keep what they read. Flights first: a flight that stores its value
-    /// before being marked has it removed by the tier removals that follow.
+    /// before being marked has it removed by the tier removals that follow. Flights again
+    /// after: one that started in between may have read a copy just before it was removed.
     fn drop_local(&self, key: &str) {
         self.fetches.forget(key);
         self.loads.forget(key);
         self.hot.remove(key);
         self.main.remove(key);
+        self.fetches.forget(key);
+        self.loads.forget(key);
     }
 }

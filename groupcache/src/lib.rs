@@ -88,7 +88,8 @@ mod stats;
 
 pub use builder::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOT_CACHE_TTL, DEFAULT_MAIN_CACHE_CAPACITY,
-    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PEER_TIMEOUT, GroupcacheBuilder,
+    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES,
+    GroupcacheBuilder,
 };
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;

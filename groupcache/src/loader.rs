@@ -28,7 +28,7 @@ use crate::BoxError;
 ///
 /// struct Users;
 ///
-/// #[async_trait::async_trait]
+/// #[groupcache::async_trait]
 /// impl ValueLoader for Users {
 ///     type Value = String;
 ///

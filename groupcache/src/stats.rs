@@ -53,7 +53,10 @@ impl Counters {
 /// A snapshot of one peer's counters, from [`Groupcache::stats`](crate::Groupcache::stats).
 ///
 /// Counters only grow (from zero when the handle was built); compare two snapshots to get
-/// rates. The names follow Go groupcache's `Stats` where the meaning is the same.
+/// rates. `gets`, `loads`, `loads_deduped`, `local_loads`, `local_load_errors`, `peer_loads`,
+/// `peer_errors` and `server_requests` mean what they mean in Go groupcache's `Stats`, with
+/// one difference: `gets` here counts only this peer's own callers, not requests from other
+/// peers (those are `server_requests`). Go's `CacheHits` is `hot_hits + main_hits`.
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -64,20 +67,22 @@ pub struct Stats {
     pub hot_hits: u64,
     /// `get`s answered from the main cache.
     pub main_hits: u64,
-    /// `get`s that missed both caches and started a new fetch or load (flight leaders). The
-    /// other misses, `gets - hot_hits - main_hits - loads`, joined one already running.
+    /// `get`s that missed both caches: `gets - hot_hits - main_hits - rejected_keys`.
     pub loads: u64,
-    /// Callers that joined a flight already running instead of starting their own: local
-    /// `get`s that missed, plus peer requests and fallbacks that found a load of the key
-    /// running.
+    /// `loads` after deduplication: the misses that started a fetch or load of their own. The
+    /// other `loads - loads_deduped` joined one already running.
     pub loads_deduped: u64,
-    /// Calls to the [`ValueLoader`](crate::ValueLoader) on this peer (as owner or as fallback).
+    /// Successful calls to the [`ValueLoader`](crate::ValueLoader) on this peer, as owner (for
+    /// its own callers and for other peers) or as a fallback.
     pub local_loads: u64,
     /// Loader calls that returned an error or panicked.
     pub local_load_errors: u64,
-    /// `Get` RPCs sent to owning peers.
+    /// Values fetched from their owners (successful `Get` RPCs).
     pub peer_loads: u64,
-    /// Peer RPCs that failed in transport: connect error, timeout, `Unavailable`, bad reply.
+    /// Peer RPCs that failed in transport (connection refused or reset, no answer within the
+    /// peer timeout, `Unavailable`) and led to a local load. Refusals that mean
+    /// misconfiguration are returned to the caller instead; only `Unauthenticated` ones are
+    /// counted, in `auth_failures`.
     pub peer_errors: u64,
     /// Fetches that fell back to a local load because the owner could not be reached. The
     /// local load may be shared with other callers (or find the value cached), so this can

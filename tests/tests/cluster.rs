@@ -57,7 +57,7 @@ async fn a_herd_of_10_000_over_3_peers_loads_once_in_the_cluster() {
                 assert_eq!(stats.peer_errors, 0);
             }
             assert_eq!(
-                stats.loads, 1,
+                stats.loads_deduped, 1,
                 "node {i}: one flight, everyone else joined it"
             );
         }
@@ -313,6 +313,56 @@ async fn a_former_owner_drops_values_it_no_longer_owns() {
         cluster.loader.set_generation(2);
         assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 2));
         assert_eq!(cluster.loader.loads_on(1, &key), 1);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_drops_its_hot_copy_and_loads_afresh() {
+    within_limit(async {
+        let cluster =
+            TestCluster::start_with(2, |_, b| b.hot_cache_policy(groupcache::PromoteOneIn(1)))
+                .await;
+        let key = cluster.key_owned_by(1, "adopted");
+        cluster.node(0).get(&key).await.unwrap();
+        assert_eq!(cluster.node(0).stats().hot_cache.entries, 1);
+
+        // Node 0 becomes the owner of everything.
+        cluster.loader.set_generation(2);
+        cluster.set_peers_on(0, &[cluster.addr(0)]).await;
+        assert_eq!(
+            cluster.node(0).stats().hot_cache.entries,
+            0,
+            "hot copy dropped"
+        );
+        assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 2));
+        assert_eq!(
+            cluster.loader.loads_on(0, &key),
+            1,
+            "loaded by the new owner"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_request_is_never_answered_from_a_hot_copy() {
+    within_limit(async {
+        let cluster =
+            TestCluster::start_with(3, |_, b| b.hot_cache_policy(groupcache::PromoteOneIn(1)))
+                .await;
+        let key = cluster.key_owned_by(1, "hearsay");
+        cluster.node(2).get(&key).await.unwrap();
+        assert_eq!(cluster.node(2).stats().hot_cache.entries, 1);
+
+        // Node 0's ring disagrees: it believes node 2 owns the key. Node 2 must not pass its
+        // hot copy (generation 1) on as if it were the owner's value.
+        cluster.loader.set_generation(2);
+        cluster.set_peers_on(0, &[cluster.addr(2)]).await;
+        assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 2));
+        assert_eq!(cluster.loader.loads_on(2, &key), 1, "node 2 loaded instead");
         cluster.shutdown().await;
     })
     .await;

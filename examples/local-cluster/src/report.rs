@@ -99,7 +99,7 @@ pub(crate) fn print_overall(
             "needed a fetch or load",
             percent(gets.saturating_sub(hot + main), gets),
         ),
-        ("peer RPCs", count(sum(|s| s.peer_loads))),
+        ("peer RPCs", count(sum(rpcs_sent))),
         ("peer errors", count(sum(|s| s.peer_errors))),
         (
             "latency p50 / p99",
@@ -115,6 +115,11 @@ pub(crate) fn print_overall(
         ),
     ]);
     println!();
+}
+
+/// `Get` RPCs a peer sent: the values it fetched plus the requests that failed in transport.
+pub(crate) fn rpcs_sent(s: &Stats) -> u64 {
+    s.peer_loads + s.peer_errors
 }
 
 pub(crate) fn print_peers(addrs: &[SocketAddr], stats: &[Stats], latencies: &[Histogram<u64>]) {
@@ -142,7 +147,7 @@ pub(crate) fn print_peers(addrs: &[SocketAddr], stats: &[Stats], latencies: &[Hi
                 count(s.hot_hits),
                 count(s.main_hits),
                 count(s.local_loads),
-                count(s.peer_loads),
+                count(rpcs_sent(s)),
                 count(s.server_requests),
                 latency_us(h.value_at_quantile(0.5)),
                 latency_us(h.value_at_quantile(0.99)),

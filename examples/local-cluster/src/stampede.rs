@@ -94,9 +94,9 @@ pub(crate) async fn run(
         loads: loads_per_key.iter().sum(),
         most_loads_per_key: loads_per_key.iter().copied().max().unwrap_or(0),
         cache_hits: delta(|s| s.hot_hits + s.main_hits),
-        leaders: delta(|s| s.loads),
-        joined: delta(|s| s.gets - s.hot_hits - s.main_hits - s.loads),
-        peer_rpcs: delta(|s| s.peer_loads),
+        leaders: delta(|s| s.loads_deduped),
+        joined: delta(|s| s.loads - s.loads_deduped),
+        peer_rpcs: delta(crate::report::rpcs_sent),
         took,
         latency,
     })

@@ -15,8 +15,10 @@ use crate::{BoxError, GroupcachePeer};
 /// tonic reconnects it after the peer restarts.
 ///
 /// The default, [`LazyConnector`], connects on first use. Replace it to route through a proxy,
-/// to add TLS settings to the endpoint, or to connect over a transport of your own
-/// ([`Endpoint::connect_with_connector_lazy`]).
+/// to tune the endpoint, or to connect over a transport of your own
+/// ([`Endpoint::connect_with_connector_lazy`]; the simulation tests run the cluster over
+/// turmoil this way). The endpoint's URI is `http://` + the peer's address: TLS settings added
+/// here would be ignored, since tonic applies them to `https` URIs only.
 ///
 /// ```
 /// use groupcache::{BoxError, GroupcachePeer, PeerConnector};
