@@ -265,6 +265,14 @@ impl TestCluster {
         Self::start_with(n, |_, builder| builder).await
     }
 
+    /// Starts `n` nodes that keep a hot copy of every value they fetch from another peer.
+    pub async fn start_keeping_hot_copies(n: usize) -> Self {
+        Self::start_with(n, |_, builder| {
+            builder.hot_cache_policy(groupcache::PromoteOneIn(1))
+        })
+        .await
+    }
+
     /// Starts `n` nodes, each builder passed through `configure` first.
     pub async fn start_with(
         n: usize,

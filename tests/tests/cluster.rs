@@ -321,9 +321,7 @@ async fn a_former_owner_drops_values_it_no_longer_owns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_drops_its_hot_copy_and_loads_afresh() {
     within_limit(async {
-        let cluster =
-            TestCluster::start_with(2, |_, b| b.hot_cache_policy(groupcache::PromoteOneIn(1)))
-                .await;
+        let cluster = TestCluster::start_keeping_hot_copies(2).await;
         let key = cluster.key_owned_by(1, "adopted");
         cluster.node(0).get(&key).await.unwrap();
         assert_eq!(cluster.node(0).stats().hot_cache.entries, 1);
@@ -350,9 +348,7 @@ async fn a_new_owner_drops_its_hot_copy_and_loads_afresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_request_is_never_answered_from_a_hot_copy() {
     within_limit(async {
-        let cluster =
-            TestCluster::start_with(3, |_, b| b.hot_cache_policy(groupcache::PromoteOneIn(1)))
-                .await;
+        let cluster = TestCluster::start_keeping_hot_copies(3).await;
         let key = cluster.key_owned_by(1, "hearsay");
         cluster.node(2).get(&key).await.unwrap();
         assert_eq!(cluster.node(2).stats().hot_cache.entries, 1);

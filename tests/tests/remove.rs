@@ -6,7 +6,7 @@ use groupcache_tests::{TestCluster, value_of, within_limit};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_hit_sends_no_rpc() {
     within_limit(async {
-        let cluster = TestCluster::start_with(2, |_, b| b.hot_cache_policy(PromoteOneIn(1))).await;
+        let cluster = TestCluster::start_keeping_hot_copies(2).await;
         let key = cluster.key_owned_by(1, "hot");
         assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 1));
         let before = cluster.node(0).stats();
@@ -45,7 +45,7 @@ async fn without_promotion_every_remote_get_asks_the_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_clears_this_peers_hot_copy_and_the_owners_value() {
     within_limit(async {
-        let cluster = TestCluster::start_with(3, |_, b| b.hot_cache_policy(PromoteOneIn(1))).await;
+        let cluster = TestCluster::start_keeping_hot_copies(3).await;
         let owner = 1;
         let key = cluster.key_owned_by(owner, "removed");
         // Nodes 0 and 2 both fetch the value and keep hot copies.
