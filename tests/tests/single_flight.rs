@@ -14,20 +14,29 @@ fn standalone(loader: &CountingLoader) -> Groupcache<String> {
     .build()
 }
 
+/// Starts `n` callers of `get("k")` and returns once all of them wait on one flight.
+async fn callers_waiting_on_k(
+    cache: &Groupcache<String>,
+    n: usize,
+) -> JoinSet<Result<String, groupcache::Error>> {
+    let mut callers = JoinSet::new();
+    for _ in 0..n {
+        let cache = cache.clone();
+        callers.spawn(async move { cache.get("k").await });
+    }
+    wait_until(&format!("{n} callers wait"), || {
+        cache.inflight_waiters("k") == n
+    })
+    .await;
+    callers
+}
+
 async fn herd_of_10_000_loads_once() {
     within_limit(async {
         let loader = CountingLoader::new();
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
-        let mut callers = JoinSet::new();
-        for _ in 0..10_000 {
-            let cache = cache.clone();
-            callers.spawn(async move { cache.get("k").await });
-        }
-        wait_until("10,000 callers wait", || {
-            cache.inflight_waiters("k") == 10_000
-        })
-        .await;
+        let mut callers = callers_waiting_on_k(&cache, 10_000).await;
         assert_eq!(loader.loads("k"), 1);
         loader.release();
         let mut answered = 0;
@@ -148,12 +157,7 @@ async fn a_loader_panic_reaches_every_waiter_and_is_not_cached() {
         let loader = CountingLoader::new();
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
-        let mut callers = JoinSet::new();
-        for _ in 0..50 {
-            let cache = cache.clone();
-            callers.spawn(async move { cache.get("k").await });
-        }
-        wait_until("50 callers wait", || cache.inflight_waiters("k") == 50).await;
+        let mut callers = callers_waiting_on_k(&cache, 50).await;
         loader.script("k", Script::Panic);
         loader.release();
         let mut errors = Vec::new();
@@ -180,12 +184,7 @@ async fn waiters_of_one_flight_share_one_error_and_it_is_not_cached() {
         let loader = CountingLoader::new();
         loader.script("k", Script::Gate);
         let cache = standalone(&loader);
-        let mut callers = JoinSet::new();
-        for _ in 0..20 {
-            let cache = cache.clone();
-            callers.spawn(async move { cache.get("k").await });
-        }
-        wait_until("20 callers wait", || cache.inflight_waiters("k") == 20).await;
+        let mut callers = callers_waiting_on_k(&cache, 20).await;
         // The gated load reads its script again after the gate: make it fail.
         loader.script("k", Script::Fail("boom".into()));
         loader.release();
