@@ -43,7 +43,8 @@ pub(crate) struct Inner<V> {
     pub(crate) loads: Arc<FlightGroup<Arc<Entry<V>>>>,
     pub(crate) routing: Routing,
     pub(crate) config: Config,
-    pub(crate) counters: Counters,
+    /// Shared with the peer service, which counts the requests it refuses.
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<V> Clone for Groupcache<V> {
