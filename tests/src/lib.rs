@@ -16,6 +16,7 @@ use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader}
 use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 
+pub mod fuzz_harness;
 pub mod grpc_frames;
 pub mod pki;
 pub mod sim;
