@@ -79,9 +79,7 @@ fn services() -> &'static (GroupcacheService<String>, GroupcacheService<String>)
 /// path, content type and authorization header; the rest is the request body as sent.
 /// Returns the reply's gRPC status code, if it had one.
 pub fn peer_request(data: &[u8]) -> Option<i32> {
-    let Some((&selector, rest)) = data.split_first() else {
-        return None;
-    };
+    let (&selector, rest) = data.split_first()?;
     let (open, guarded) = services();
     let service = if selector & 0x01 == 0 { open } else { guarded };
     let path = match (selector >> 1) & 0x03 {
