@@ -142,3 +142,37 @@ async fn an_asker_with_a_smaller_value_limit_gets_a_clear_error_not_a_second_loa
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_builder_limits_concurrent_requests_per_connection() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |_, b| {
+            b.max_concurrent_streams(1)
+                .peer_timeout(std::time::Duration::from_secs(30))
+        })
+        .await;
+        let first = cluster.key_owned_by(1, "first");
+        let second = cluster.key_owned_by(1, "second");
+        cluster.loader.script(&first, Script::Gate);
+        let a = groupcache_tests::spawn_get(cluster.node(0), &first);
+        groupcache_tests::wait_until("the first request is loading on the owner", || {
+            cluster.loader.loads_on(1, &first) == 1
+        })
+        .await;
+        let b = groupcache_tests::spawn_get(cluster.node(0), &second);
+        // The one stream the owner allows is taken: the second request waits in the asker's
+        // HTTP/2 connection and does not reach the owner. A negative needs a window to be
+        // observed in; 300 ms is far longer than a loopback request takes.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(cluster.node(1).stats().server_requests, 1, "one request at a time");
+        assert_eq!(cluster.loader.loads(&second), 0);
+        cluster.loader.release();
+        assert_eq!(a.await.unwrap().unwrap(), cluster.loader.expected(&first));
+        assert_eq!(b.await.unwrap().unwrap(), cluster.loader.expected(&second));
+        let stats = cluster.node(0).stats();
+        assert_eq!(stats.peer_loads, 2, "both were served by the owner, in turn");
+        assert_eq!(stats.fallback_loads, 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
