@@ -145,6 +145,10 @@ async fn an_asker_with_a_smaller_value_limit_gets_a_clear_error_not_a_second_loa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_builder_limits_concurrent_requests_per_connection() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("groupcache=debug")
+        .try_init();
     within_limit(async {
         let cluster = TestCluster::start_with(2, |_, b| {
             b.max_concurrent_streams(1)
@@ -164,13 +168,25 @@ async fn server_builder_limits_concurrent_requests_per_connection() {
         // HTTP/2 connection and does not reach the owner. A negative needs a window to be
         // observed in; 300 ms is far longer than a loopback request takes.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(cluster.node(1).stats().server_requests, 1, "one request at a time");
-        assert_eq!(cluster.loader.loads(&second), 0);
+        assert_eq!(
+            cluster.node(1).stats().server_requests,
+            1,
+            "one request at a time"
+        );
+        assert_eq!(
+            cluster.loader.loads(&second),
+            0,
+            "{:?}",
+            cluster.node(0).stats()
+        );
         cluster.loader.release();
         assert_eq!(a.await.unwrap().unwrap(), cluster.loader.expected(&first));
         assert_eq!(b.await.unwrap().unwrap(), cluster.loader.expected(&second));
         let stats = cluster.node(0).stats();
-        assert_eq!(stats.peer_loads, 2, "both were served by the owner, in turn");
+        assert_eq!(
+            stats.peer_loads, 2,
+            "both were served by the owner, in turn"
+        );
         assert_eq!(stats.fallback_loads, 0);
         cluster.shutdown().await;
     })

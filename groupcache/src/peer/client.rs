@@ -109,11 +109,14 @@ impl PeerClient {
 
     /// Asks the peer for `key`'s encoded value.
     pub(crate) async fn get(&self, key: &str) -> Result<Bytes, PeerFailure> {
-        let request = self.request(GetRequest {
-            key: key.to_owned(),
+        let call = retry_refused(key, &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(GetRequest {
+                key: key.to_owned(),
+            });
+            async move { client.get(request).await }
         });
-        let mut client = self.client.clone();
-        match self.deadline(key, client.get(request)).await? {
+        match self.deadline(key, call).await? {
             Ok(response) => Ok(response.into_inner().value),
             Err(status) => Err(from_status(&status, key, &self.peer)),
         }
@@ -121,11 +124,14 @@ impl PeerClient {
 
     /// Asks the peer to drop `key` from its caches.
     pub(crate) async fn remove(&self, key: &str) -> Result<(), PeerFailure> {
-        let request = self.request(RemoveRequest {
-            key: key.to_owned(),
+        let call = retry_refused(key, &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(RemoveRequest {
+                key: key.to_owned(),
+            });
+            async move { client.remove(request).await }
         });
-        let mut client = self.client.clone();
-        match self.deadline(key, client.remove(request)).await? {
+        match self.deadline(key, call).await? {
             Ok(_) => Ok(()),
             Err(status) => Err(from_status(&status, key, &self.peer)),
         }
@@ -170,5 +176,56 @@ impl PeerClient {
                 self.timeout
             ))),
         }
+    }
+}
+
+/// Sends a request, and sends it once more if the peer reset it with `REFUSED_STREAM`: HTTP/2
+/// guarantees such a request was not processed, so a retry is safe. This happens when a
+/// request is sent before the peer's connection settings (its stream limit) have been read,
+/// which would otherwise cost a needless fallback load.
+async fn retry_refused<T, F, Fut>(
+    key: &str,
+    peer: &GroupcachePeer,
+    mut send: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    match send().await {
+        Err(status) if refused_before_processing(&status) => {
+            tracing::debug!(key = %key, peer = %peer, "request refused by HTTP/2 flow control; sending it again");
+            send().await
+        }
+        other => other,
+    }
+}
+
+/// Whether the status comes from an HTTP/2 `REFUSED_STREAM` reset.
+fn refused_before_processing(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_stream_is_retried() {
+        let refused =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+        assert!(refused_before_processing(&refused), "{refused:?}");
+        let cancelled = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
+        assert!(!refused_before_processing(&cancelled));
+        assert!(!refused_before_processing(&tonic::Status::unavailable(
+            "down"
+        )));
     }
 }
