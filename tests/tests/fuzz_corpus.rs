@@ -8,7 +8,7 @@ use groupcache_tests::fuzz_harness;
 fn inputs(target: &str) -> Vec<PathBuf> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
+    for dir in ["seeds", "corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) else {
             continue;
         };
@@ -54,7 +54,7 @@ fn the_request_harness_reaches_the_service() {
     // an unauthenticated one refused, a too-long key rejected.
     let seed = |name: &str| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/corpus/peer_request")
+            .join("../fuzz/seeds/peer_request")
             .join(name);
         fuzz_harness::peer_request(&std::fs::read(path).expect("a seed"))
     };
