@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::TraceKeys;
 use crate::cache::Tier;
 use crate::codec::{Codec, Postcard};
 use crate::flight::FlightGroup;
@@ -13,6 +14,7 @@ use crate::promotion::{HotCachePolicy, PromoteOneIn};
 use crate::ring::DEFAULT_VNODES;
 use crate::routing::Routing;
 use crate::stats::Counters;
+use crate::telemetry::Telemetry;
 use crate::{GroupcachePeer, LazyConnector, PeerConnector, PeerToken, ValueLoader};
 
 /// Default main cache capacity: 64 MiB of encoded values and keys.
@@ -32,6 +34,9 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 8 * 1024 * 1024;
 
 /// Default limit of concurrent requests on one peer connection (HTTP/2 streams): 1024.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// Default prefix of exported metric names (feature `metrics`): `groupcache`.
+pub const DEFAULT_METRICS_PREFIX: &str = "groupcache";
 
 /// Room for protobuf framing around the largest value in a gRPC message.
 const MESSAGE_OVERHEAD: usize = 1024;
@@ -86,6 +91,9 @@ pub struct GroupcacheBuilder<V> {
     max_concurrent_streams: u32,
     #[cfg(feature = "tls")]
     tls: Option<crate::PeerTls>,
+    trace_keys: TraceKeys,
+    #[cfg(feature = "metrics")]
+    metrics_prefix: Option<String>,
 }
 
 impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
@@ -113,6 +121,9 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             #[cfg(feature = "tls")]
             tls: None,
+            trace_keys: TraceKeys::default(),
+            #[cfg(feature = "metrics")]
+            metrics_prefix: Some(DEFAULT_METRICS_PREFIX.to_owned()),
         }
     }
 
@@ -288,6 +299,32 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         self
     }
 
+    /// How keys appear in this peer's spans and log fields: hashed (the default), as they
+    /// are, or not at all. Error messages still name the key.
+    pub fn trace_keys(mut self, keys: TraceKeys) -> Self {
+        self.trace_keys = keys;
+        self
+    }
+
+    /// The prefix of every exported metric name (feature `metrics`), e.g. `groupcache` for
+    /// `groupcache_gets_total`. Default: [`DEFAULT_METRICS_PREFIX`]. Give each cache in one
+    /// process its own prefix, or their counts add up. The metrics are registered with the
+    /// recorder installed when [`build`](Self::build) runs: install yours (for example
+    /// `metrics-exporter-prometheus`) first.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metrics_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Exports nothing through the `metrics` facade (feature `metrics`); [`Groupcache::stats`]
+    /// still counts.
+    #[cfg(feature = "metrics")]
+    pub fn without_metrics(mut self) -> Self {
+        self.metrics_prefix = None;
+        self
+    }
+
     /// Builds the cache. Its ring is empty: until [`Groupcache::set_peers`] is called, every key
     /// is loaded locally.
     pub fn build(self) -> Groupcache<V> {
@@ -305,7 +342,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
         };
-        let channel = ChannelConfig {
+        let mut channel = ChannelConfig {
             connect_timeout: self.connect_timeout.min(self.peer_timeout),
             request_timeout: self.peer_timeout,
             max_request_size: config.max_request_size(),
@@ -313,7 +350,19 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             token: self.token,
             #[cfg(feature = "tls")]
             tls: self.tls,
+            telemetry: None,
         };
+        #[cfg(feature = "metrics")]
+        let (telemetry, counters) = match &self.metrics_prefix {
+            Some(prefix) => (
+                Some(Arc::new(Telemetry::new(prefix))),
+                Counters::exported(prefix),
+            ),
+            None => (None, Counters::default()),
+        };
+        #[cfg(not(feature = "metrics"))]
+        let (telemetry, counters): (Option<Arc<Telemetry>>, _) = (None, Counters::default());
+        channel.telemetry = telemetry.clone();
         let hot_capacity = self.hot_capacity.unwrap_or(self.main_capacity / 8);
         let routing = Routing::new(self.me, self.vnodes, channel, self.connector);
         Groupcache::from_inner(Inner {
@@ -326,7 +375,9 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             loads: Arc::new(FlightGroup::new()),
             routing,
             config,
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(counters),
+            telemetry,
+            trace_keys: self.trace_keys,
         })
     }
 }
@@ -349,6 +400,7 @@ impl<V> std::fmt::Debug for GroupcacheBuilder<V> {
             .field("peer_token", &self.token)
             .field("accepted_peer_tokens", &self.also_accepted.len())
             .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()
     }
 }

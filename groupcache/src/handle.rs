@@ -2,21 +2,26 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::builder::{Config, GroupcacheBuilder};
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
 use crate::flight::{FlightGroup, Role, Superseded};
+use crate::outcome::Outcome;
 use crate::peer::server::GroupcacheService;
 use crate::peer::status::PeerFailure;
 use crate::promotion::HotCachePolicy;
 use crate::routing::{Route, Routing};
 use crate::stats::{Counters, Stats};
-use crate::{Error, ErrorKind, GroupcachePeer, NotFound, ValueLoader};
+use crate::telemetry::Telemetry;
+use crate::{Error, ErrorKind, GroupcachePeer, NotFound, TraceContext, TraceKeys, ValueLoader};
 
 /// A distributed read-through cache: one peer of a cluster.
 ///
@@ -36,7 +41,7 @@ pub(crate) struct Inner<V> {
     pub(crate) hot: Tier<V>,
     pub(crate) promotion: Arc<dyn HotCachePolicy>,
     /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
-    pub(crate) fetches: Arc<FlightGroup<Arc<Entry<V>>>>,
+    pub(crate) fetches: Arc<FlightGroup<Fetched<V>>>,
     /// One flight per key for loader calls, shared by this peer's `get`s, fallbacks and
     /// requests from other peers. Kept apart from `fetches` so that a peer request never waits
     /// on a fetch that is itself waiting on another peer (rule 6: no loops, no deadlocks).
@@ -45,6 +50,25 @@ pub(crate) struct Inner<V> {
     pub(crate) config: Config,
     /// Shared with the peer service, which counts the requests it refuses.
     pub(crate) counters: Arc<Counters>,
+    /// Latency histograms and cache gauges (feature `metrics`), if exported.
+    pub(crate) telemetry: Option<Arc<Telemetry>>,
+    /// How keys appear in spans.
+    pub(crate) trace_keys: TraceKeys,
+}
+
+/// What a fetch flight hands every caller that joined it: the entry, and how it was found.
+pub(crate) struct Fetched<V> {
+    entry: Arc<Entry<V>>,
+    outcome: Outcome,
+}
+
+impl<V> Clone for Fetched<V> {
+    fn clone(&self) -> Self {
+        Fetched {
+            entry: Arc::clone(&self.entry),
+            outcome: self.outcome,
+        }
+    }
 }
 
 impl<V> Clone for Groupcache<V> {
@@ -166,26 +190,39 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// If called outside a tokio runtime: loads run as tokio tasks.
     pub async fn get(&self, key: &str) -> Result<V, Error> {
         let inner = &self.inner;
-        Counters::bump(&inner.counters.gets);
-        inner.check_key(key)?;
-        if let Some(entry) = inner.hot.get(key) {
-            Counters::bump(&inner.counters.hot_hits);
-            return Ok(entry.value.clone());
+        let started = inner.telemetry.as_ref().map(|_| Instant::now());
+        let span = tracing::debug_span!(
+            "groupcache.get",
+            key = Empty,
+            owner = Empty,
+            outcome = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        let (result, outcome) = if span.is_disabled() {
+            // Nobody listens: no trace context unless the caller set one.
+            inner.lookup(key, TraceContext::current()).await
+        } else {
+            let context = TraceContext::current()
+                .map(|c| c.child())
+                .unwrap_or_else(TraceContext::new_root);
+            if let Some(shown) = inner.trace_keys.show(key) {
+                span.record("key", shown.as_str());
+            }
+            span.record("trace_id", context.trace_id().as_str());
+            span.record("span_id", context.span_id().as_str());
+            span.record("owner", inner.routing.owner_of(key).to_string().as_str());
+            let found = inner
+                .lookup(key, Some(context))
+                .instrument(span.clone())
+                .await;
+            span.record("outcome", found.1.as_str());
+            found
+        };
+        if let (Some(telemetry), Some(started)) = (&inner.telemetry, started) {
+            telemetry.observe_get(outcome, started.elapsed());
         }
-        if let Some(entry) = inner.main.get(key) {
-            Counters::bump(&inner.counters.main_hits);
-            return Ok(entry.value.clone());
-        }
-        Counters::bump(&inner.counters.loads);
-        let this = Arc::clone(inner);
-        let owned = key.to_owned();
-        let ticket = inner.fetches.join(key, move |superseded| async move {
-            this.fetch(owned, superseded).await
-        });
-        if ticket.role() == Role::Leader {
-            Counters::bump(&inner.counters.loads_deduped);
-        }
-        ticket.wait().await.map(|entry| entry.value.clone())
+        result
     }
 
     /// Removes `key` from this peer's caches and from the owner's.
@@ -254,6 +291,9 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         let mut stats = self.inner.counters.snapshot();
         stats.main_cache = self.inner.main.stats();
         stats.hot_cache = self.inner.hot.stats();
+        if let Some(telemetry) = &self.inner.telemetry {
+            telemetry.publish_tiers(&stats.main_cache, &stats.hot_cache);
+        }
         stats
     }
 
@@ -303,6 +343,41 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         Ok(())
     }
 
+    /// The lookup behind `get`: the value, and how it was found.
+    async fn lookup(
+        self: &Arc<Self>,
+        key: &str,
+        context: Option<TraceContext>,
+    ) -> (Result<V, Error>, Outcome) {
+        Counters::bump(&self.counters.gets);
+        if let Err(err) = self.check_key(key) {
+            return (Err(err), Outcome::Error);
+        }
+        if let Some(entry) = self.hot.get(key) {
+            Counters::bump(&self.counters.hot_hits);
+            return (Ok(entry.value.clone()), Outcome::HotHit);
+        }
+        if let Some(entry) = self.main.get(key) {
+            Counters::bump(&self.counters.main_hits);
+            return (Ok(entry.value.clone()), Outcome::MainHit);
+        }
+        Counters::bump(&self.counters.loads);
+        let this = Arc::clone(self);
+        let owned = key.to_owned();
+        let ticket = self.fetches.join(key, move |superseded| {
+            // A child of the leader's `get` span; waiters that join later share it.
+            let span = tracing::debug_span!("groupcache.fetch");
+            async move { this.fetch(owned, superseded, context).await }.instrument(span)
+        });
+        if ticket.role() == Role::Leader {
+            Counters::bump(&self.counters.loads_deduped);
+        }
+        match ticket.wait().await {
+            Ok(fetched) => (Ok(fetched.entry.value.clone()), fetched.outcome),
+            Err(err) => (Err(err), Outcome::Error),
+        }
+    }
+
     fn count_answer(&self, err: Error) -> Error {
         if err.kind() == ErrorKind::Unauthenticated {
             Counters::bump(&self.counters.auth_failures);
@@ -311,29 +386,32 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         err
     }
 
-    fn cached(&self, key: &str) -> Option<Arc<Entry<V>>> {
-        self.main.get(key).or_else(|| self.hot.get(key))
-    }
-
     /// A fetch flight: the value of `key` from the owner, or loaded here.
     async fn fetch(
         self: Arc<Self>,
         key: String,
         superseded: Superseded,
-    ) -> Result<Arc<Entry<V>>, Error> {
+        context: Option<TraceContext>,
+    ) -> Result<Fetched<V>, Error> {
+        let found = |entry, outcome| Ok(Fetched { entry, outcome });
         // A previous flight may have filled the cache between the caller's miss and now.
-        if let Some(entry) = self.cached(&key) {
-            return Ok(entry);
+        if let Some(entry) = self.main.get(&key) {
+            return found(entry, Outcome::MainHit);
+        }
+        if let Some(entry) = self.hot.get(&key) {
+            return found(entry, Outcome::HotHit);
         }
         let client = match self.routing.route(&key) {
-            Route::Local => return self.load(&key).await,
+            Route::Local => return found(self.load(&key).await?, Outcome::LocalLoad),
             Route::Remote(client) => client,
         };
-        let failure = match client.get(&key).await {
+        let context = context.map(|c| c.child());
+        let failure = match client.get(&key, context.as_ref()).await {
             Ok(bytes) => match self.codec.decode(bytes.clone()) {
                 Ok(value) => {
                     Counters::bump(&self.counters.peer_loads);
-                    return Ok(self.keep_fetched(&key, value, bytes, &superseded));
+                    let entry = self.keep_fetched(&key, value, bytes, &superseded);
+                    return found(entry, Outcome::PeerLoad);
                 }
                 // Every peer must use the same codec: a reply that does not decode means they
                 // do not (or the value type changed in a rolling deploy). Loading locally would
@@ -359,12 +437,12 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
                 Counters::bump(&self.counters.peer_errors);
                 Counters::bump(&self.counters.fallback_loads);
                 tracing::warn!(
-                    key = %key,
+                    key = self.trace_keys.show(&key).as_deref(),
                     owner = %client.peer(),
                     error = %err,
                     "owner unreachable; loading locally"
                 );
-                self.load(&key).await
+                found(self.load(&key).await?, Outcome::Fallback)
             }
         }
     }
@@ -388,8 +466,10 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
     async fn load(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
         let this = Arc::clone(self);
         let owned = key.to_owned();
-        let ticket = self.loads.join(key, move |superseded| async move {
-            this.load_now(owned, superseded).await
+        let ticket = self.loads.join(key, move |superseded| {
+            // A child of the span that started the load: a fetch, or a peer's request.
+            let span = tracing::debug_span!("groupcache.load");
+            async move { this.load_now(owned, superseded).await }.instrument(span)
         });
         ticket.wait().await
     }
@@ -425,7 +505,11 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             Err(panic) => {
                 Counters::bump(&self.counters.local_load_errors);
                 let message = crate::flight::panic_message(&*panic);
-                tracing::error!(key = %key, panic = %message, "loader panicked");
+                tracing::error!(
+                    key = self.trace_keys.show(&key).as_deref(),
+                    panic = %message,
+                    "loader panicked"
+                );
                 return Err(Error::new(
                     ErrorKind::LoaderPanicked,
                     format!("loader panicked: {message}"),

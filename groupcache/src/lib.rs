@@ -67,7 +67,9 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `bincode` | the [`Bincode`] codec (bincode 2; unmaintained upstream, opt-in only) |
+//! | `bincode` | the `Bincode` codec (bincode 2; unmaintained upstream, opt-in only) |
+//! | `tls` | `PeerTls`: TLS and mutual TLS for peer links (tonic's rustls, ring provider) |
+//! | `metrics` | counters, latency histograms and cache gauges through the `metrics` facade |
 //! | `test-util` | `inflight_len`, `inflight_waiters`, `inflight_load_waiters` for black-box tests |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -80,18 +82,21 @@ mod error;
 mod flight;
 mod handle;
 mod loader;
+mod outcome;
 mod peer;
 mod promotion;
 mod ring;
 mod routing;
 mod stats;
+mod telemetry;
 #[cfg(feature = "tls")]
 mod tls;
+mod trace;
 
 pub use builder::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOT_CACHE_TTL, DEFAULT_MAIN_CACHE_CAPACITY,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
-    DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES, GroupcacheBuilder,
+    DEFAULT_METRICS_PREFIX, DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES, GroupcacheBuilder,
 };
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
@@ -107,6 +112,7 @@ pub use promotion::{HotCachePolicy, PromoteOneIn};
 pub use stats::{Stats, TierStats};
 #[cfg(feature = "tls")]
 pub use tls::{PeerTls, TLS_HANDSHAKE_TIMEOUT};
+pub use trace::{TraceContext, TraceKeys};
 
 /// Re-exported so that loaders can be written as `#[groupcache::async_trait]` without a
 /// direct dependency.

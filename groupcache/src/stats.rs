@@ -2,53 +2,85 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The live counters, one set per [`Groupcache`](crate::Groupcache).
+/// One live counter: a relaxed atomic, and its exported twin when metrics are on.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) gets: AtomicU64,
-    pub(crate) hot_hits: AtomicU64,
-    pub(crate) main_hits: AtomicU64,
-    pub(crate) loads: AtomicU64,
-    pub(crate) loads_deduped: AtomicU64,
-    pub(crate) local_loads: AtomicU64,
-    pub(crate) local_load_errors: AtomicU64,
-    pub(crate) peer_loads: AtomicU64,
-    pub(crate) peer_errors: AtomicU64,
-    pub(crate) fallback_loads: AtomicU64,
-    pub(crate) auth_failures: AtomicU64,
-    pub(crate) server_requests: AtomicU64,
-    pub(crate) removes: AtomicU64,
-    pub(crate) rejected_keys: AtomicU64,
-    pub(crate) unauthenticated_requests: AtomicU64,
+pub(crate) struct Counter {
+    value: AtomicU64,
+    #[cfg(feature = "metrics")]
+    exported: Option<metrics::Counter>,
+}
+
+impl Counter {
+    #[inline]
+    pub(crate) fn increment(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.increment(1);
+        }
+    }
+
+    fn read(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// Declares the live counters once: the struct, its snapshot, and (feature `metrics`) the
+/// name each is exported under.
+macro_rules! counters {
+    ($($field:ident => $metric:literal,)*) => {
+        /// The live counters, one set per [`Groupcache`](crate::Groupcache).
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $field: Counter,)*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats {
+                    $($field: self.$field.read(),)*
+                    main_cache: TierStats::default(),
+                    hot_cache: TierStats::default(),
+                }
+            }
+
+            /// Counters that are also exported through the `metrics` facade, as
+            /// `<prefix>_<name>`.
+            #[cfg(feature = "metrics")]
+            pub(crate) fn exported(prefix: &str) -> Self {
+                Counters {
+                    $($field: Counter {
+                        value: AtomicU64::new(0),
+                        exported: Some(metrics::counter!(format!("{prefix}_{}", $metric))),
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    gets => "gets_total",
+    hot_hits => "hot_hits_total",
+    main_hits => "main_hits_total",
+    loads => "loads_total",
+    loads_deduped => "loads_deduped_total",
+    local_loads => "local_loads_total",
+    local_load_errors => "local_load_errors_total",
+    peer_loads => "peer_loads_total",
+    peer_errors => "peer_errors_total",
+    fallback_loads => "fallback_loads_total",
+    auth_failures => "auth_failures_total",
+    server_requests => "server_requests_total",
+    removes => "removes_total",
+    rejected_keys => "rejected_keys_total",
+    unauthenticated_requests => "unauthenticated_requests_total",
 }
 
 impl Counters {
     #[inline]
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> Stats {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Stats {
-            gets: read(&self.gets),
-            hot_hits: read(&self.hot_hits),
-            main_hits: read(&self.main_hits),
-            loads: read(&self.loads),
-            loads_deduped: read(&self.loads_deduped),
-            local_loads: read(&self.local_loads),
-            local_load_errors: read(&self.local_load_errors),
-            peer_loads: read(&self.peer_loads),
-            peer_errors: read(&self.peer_errors),
-            fallback_loads: read(&self.fallback_loads),
-            auth_failures: read(&self.auth_failures),
-            server_requests: read(&self.server_requests),
-            removes: read(&self.removes),
-            rejected_keys: read(&self.rejected_keys),
-            unauthenticated_requests: read(&self.unauthenticated_requests),
-            main_cache: TierStats::default(),
-            hot_cache: TierStats::default(),
-        }
+    pub(crate) fn bump(counter: &Counter) {
+        counter.increment();
     }
 }
 

@@ -36,7 +36,7 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// // The files a kubernetes secret of type kubernetes.io/tls plus a CA would mount:
 /// let tls = PeerTls::from_files("/etc/groupcache/ca.crt", "/etc/groupcache/tls.crt", "/etc/groupcache/tls.key")?
 ///     // Every peer's certificate names this service, whatever the pod's IP.
-///     .domain_name("groupcache.default.svc")
+///     .domain_name("groupcache.default.svc")?
 ///     // And every peer must present one signed by the same CA.
 ///     .require_client_certificate();
 /// # Ok(()) }
@@ -58,6 +58,7 @@ impl PeerTls {
     /// to serve TLS; without one it can only connect to peers that do not require client
     /// certificates. Checked now: the error says what does not parse.
     pub fn new(ca: impl AsRef<[u8]>) -> Result<Self, Error> {
+        ensure_crypto_provider();
         let ca = ca.as_ref();
         let certificates = CertificateDer::pem_slice_iter(ca)
             .collect::<Result<Vec<_>, _>>()
@@ -125,9 +126,17 @@ impl PeerTls {
 
     /// The name every peer's certificate must carry, instead of the peer's IP address. Useful
     /// when peers share one certificate for a service name (pod IPs change; names do not).
-    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
-        self.domain_name = Some(name.into());
-        self
+    /// An error if `name` is not a valid DNS name or IP address.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("the peer TLS domain name {name:?} is not a valid DNS name or IP address"),
+            ));
+        }
+        self.domain_name = Some(name);
+        Ok(self)
     }
 
     /// Mutual TLS: this peer's service refuses connections that do not present a certificate
@@ -205,6 +214,16 @@ impl PeerTls {
                 .map_err(|e| invalid("server", e))?;
         }
         Ok(())
+    }
+}
+
+/// Makes ring rustls's process-wide provider unless one is installed. rustls cannot choose by
+/// itself when another dependency also enables aws-lc-rs, and building a server configuration
+/// would then panic.
+pub(crate) fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may win the race: its provider is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

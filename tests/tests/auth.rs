@@ -237,3 +237,27 @@ async fn a_token_with_another_scheme_or_none_is_refused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remove_without_the_token_is_refused_and_changes_nothing_on_the_owner() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |i, b| {
+            b.peer_token(token(if i == 0 { OLD_TOKEN } else { TOKEN }))
+        })
+        .await;
+        let key = cluster.key_owned_by(1, "kept");
+        assert_eq!(
+            cluster.node(1).get(&key).await.unwrap(),
+            cluster.loader.expected(&key)
+        );
+        let err = cluster.node(0).remove(&key).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
+        assert_eq!(cluster.node(1).stats().unauthenticated_requests, 1);
+        // Still cached on the owner: its next get is a hit, not a second load.
+        cluster.node(1).get(&key).await.unwrap();
+        assert_eq!(cluster.loader.loads(&key), 1);
+        assert_eq!(cluster.node(1).stats().main_hits, 1);
+        cluster.shutdown().await;
+    })
+    .await;
+}

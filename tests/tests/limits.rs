@@ -145,10 +145,6 @@ async fn an_asker_with_a_smaller_value_limit_gets_a_clear_error_not_a_second_loa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_builder_limits_concurrent_requests_per_connection() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("groupcache=debug")
-        .try_init();
     within_limit(async {
         let cluster = TestCluster::start_with(2, |_, b| {
             b.max_concurrent_streams(1)

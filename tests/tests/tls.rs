@@ -63,7 +63,7 @@ async fn peers_can_verify_a_shared_domain_name_instead_of_the_ip() {
         let ca_pem = ca.cert_pem();
         let cluster = TestCluster::start_with(2, move |_, b| {
             let tls = PeerTls::from_pem(&ca_pem, &shared.cert_pem, &shared.key_pem).unwrap();
-            b.tls(tls.domain_name("groupcache.test"))
+            b.tls(tls.domain_name("groupcache.test").unwrap())
         })
         .await;
         let key = cluster.key_owned_by(1, "named");
@@ -153,7 +153,11 @@ async fn a_server_name_mismatch_falls_back() {
         assert_falls_back_quickly(
             "name mismatch",
             Some(tls_for(&ca, &["127.0.0.1", "groupcache.test"])),
-            Some(tls_for(&ca, &["127.0.0.1"]).domain_name("not-the-peer.test")),
+            Some(
+                tls_for(&ca, &["127.0.0.1"])
+                    .domain_name("not-the-peer.test")
+                    .unwrap(),
+            ),
         )
         .await;
         // A certificate for another IP, verified by IP.
@@ -224,6 +228,14 @@ fn bad_pem_is_a_clear_configuration_error() {
     )
     .unwrap_err();
     assert_eq!(bad_key.kind(), groupcache::ErrorKind::Config, "{bad_key}");
+    let bad_name = PeerTls::new(ca.cert_pem())
+        .unwrap()
+        .domain_name("not a name")
+        .unwrap_err();
+    assert!(
+        bad_name.to_string().contains("not a valid DNS name"),
+        "{bad_name}"
+    );
     let missing =
         PeerTls::from_files("/nonexistent/ca.pem", "/nonexistent/c", "/nonexistent/k").unwrap_err();
     assert!(

@@ -1,17 +1,21 @@
 //! Asking the owner: one reused tonic channel per peer, every call under a deadline.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use groupcache_pb::v1::groupcache_client::GroupcacheClient;
 use groupcache_pb::v1::{GetRequest, RemoveRequest};
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
-use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector};
+use crate::telemetry::{PeerResult, PeerTelemetry, Telemetry};
+use crate::trace::TRACEPARENT;
+use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector, TraceContext};
 
 /// Interval of HTTP/2 pings on every peer connection, busy or idle.
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -32,6 +36,8 @@ pub(crate) struct ChannelConfig {
     /// Connect over `https` with these settings, if set.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::PeerTls>,
+    /// Where request latencies are recorded (feature `metrics`), if exported.
+    pub(crate) telemetry: Option<std::sync::Arc<Telemetry>>,
 }
 
 impl ChannelConfig {
@@ -78,6 +84,7 @@ pub(crate) struct PeerClient {
     client: GroupcacheClient<Channel>,
     timeout: Duration,
     token: Option<PeerToken>,
+    telemetry: Option<std::sync::Arc<PeerTelemetry>>,
 }
 
 impl PeerClient {
@@ -95,11 +102,16 @@ impl PeerClient {
         let client = GroupcacheClient::new(channel)
             .max_decoding_message_size(config.max_reply_size)
             .max_encoding_message_size(config.max_request_size);
+        let telemetry = config
+            .telemetry
+            .as_ref()
+            .map(|t| std::sync::Arc::new(t.peer(&peer)));
         Ok(PeerClient {
             peer,
             client,
             timeout: config.request_timeout,
             token: config.token.clone(),
+            telemetry,
         })
     }
 
@@ -107,19 +119,42 @@ impl PeerClient {
         &self.peer
     }
 
-    /// Asks the peer for `key`'s encoded value.
-    pub(crate) async fn get(&self, key: &str) -> Result<Bytes, PeerFailure> {
+    /// Asks the peer for `key`'s encoded value, as part of the trace `context`.
+    pub(crate) async fn get(
+        &self,
+        key: &str,
+        context: Option<&TraceContext>,
+    ) -> Result<Bytes, PeerFailure> {
+        let started = self.telemetry.as_ref().map(|_| Instant::now());
+        let span =
+            tracing::debug_span!("groupcache.peer_request", peer = %self.peer, span_id = Empty);
+        if let Some(context) = context {
+            span.record("span_id", context.span_id().as_str());
+        }
         let call = retry_refused(key, &self.peer, || {
             let mut client = self.client.clone();
-            let request = self.request(GetRequest {
+            let mut request = self.request(GetRequest {
                 key: key.to_owned(),
             });
+            if let Some(Ok(value)) = context.map(|c| c.to_string().parse()) {
+                request.metadata_mut().insert(TRACEPARENT, value);
+            }
             async move { client.get(request).await }
         });
-        match self.deadline(key, call).await? {
-            Ok(response) => Ok(response.into_inner().value),
-            Err(status) => Err(from_status(&status, key, &self.peer)),
+        let result = match self.deadline(key, call).instrument(span).await {
+            Ok(Ok(response)) => Ok(response.into_inner().value),
+            Ok(Err(status)) => Err(from_status(&status, key, &self.peer)),
+            Err(failure) => Err(failure),
+        };
+        if let (Some(telemetry), Some(started)) = (&self.telemetry, started) {
+            let outcome = match &result {
+                Ok(_) => PeerResult::Ok,
+                Err(PeerFailure::Answer(_)) => PeerResult::Answer,
+                Err(PeerFailure::Transport(_)) => PeerResult::Transport,
+            };
+            telemetry.observe(outcome, started.elapsed());
         }
+        result
     }
 
     /// Asks the peer to drop `key` from its caches.

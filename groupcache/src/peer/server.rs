@@ -18,9 +18,13 @@ use super::status::to_status;
 use super::token::{AUTHORIZATION, AcceptedTokens};
 #[cfg(feature = "tls")]
 use crate::ErrorKind;
+use crate::TraceContext;
 use crate::handle::Inner;
 use crate::stats::Counters;
+use crate::trace::TRACEPARENT;
 use crate::{Error, Groupcache};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The request handler: validates, then answers from this peer's caches or its loader.
 struct PeerHandler<V> {
@@ -30,11 +34,36 @@ struct PeerHandler<V> {
 #[tonic::async_trait]
 impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        // The asker's trace, if it sent one: this peer's spans join it.
+        let parent = request
+            .metadata()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
         let key = request.into_inner().key;
+        let span = tracing::debug_span!(
+            "groupcache.serve",
+            key = Empty,
+            trace_id = Empty,
+            parent_span_id = Empty,
+            span_id = Empty,
+        );
+        if !span.is_disabled() {
+            let context = parent.map_or_else(TraceContext::new_root, |p| p.child());
+            if let Some(shown) = self.inner.trace_keys.show(&key) {
+                span.record("key", shown.as_str());
+            }
+            span.record("trace_id", context.trace_id().as_str());
+            span.record("span_id", context.span_id().as_str());
+            if let Some(parent) = parent {
+                span.record("parent_span_id", parent.span_id().as_str());
+            }
+        }
         // Rule 6: answer here, from cache or loader, never forward, whatever our ring says.
         let entry = self
             .inner
             .serve_peer(&key)
+            .instrument(span)
             .await
             .map_err(|err| to_status(&err))?;
         Ok(Response::new(GetResponse {
@@ -82,7 +111,7 @@ impl Gate {
     /// The response refusing `request`, or `None` to let it through.
     fn refuse<B>(&self, request: &http::Request<B>) -> Option<http::Response<Body>> {
         let content_type = request.headers().get(http::header::CONTENT_TYPE);
-        if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+        if !content_type.is_some_and(|v| is_grpc(v.as_bytes())) {
             // As the gRPC spec asks: a plain HTTP status, so that no HTTP client mistakes it for
             // a success, plus a gRPC status for gRPC clients.
             let mut response = Status::invalid_argument(
@@ -167,6 +196,15 @@ impl<V: Clone + Send + Sync + 'static> tower_service::Service<http::Request<Body
     }
 }
 
+/// Whether a content type is gRPC's: `application/grpc`, optionally `+proto` or parameters.
+/// Not gRPC-web, which this service does not speak.
+fn is_grpc(content_type: &[u8]) -> bool {
+    match content_type.strip_prefix(b"application/grpc") {
+        Some(rest) => rest.is_empty() || rest.starts_with(b"+proto") || rest.starts_with(b";"),
+        None => false,
+    }
+}
+
 /// Largest header block a peer's request may carry: 16 KiB (a peer token is at most 4 KiB).
 const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 
@@ -174,7 +212,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// A tonic server builder set up for peer traffic: `TCP_NODELAY`, HTTP/2 keep-alive pings,
     /// at most [`max_concurrent_streams`](crate::GroupcacheBuilder::max_concurrent_streams)
     /// requests per connection, headers up to 16 KiB, and TLS when
-    /// [`GroupcacheBuilder::tls`](crate::GroupcacheBuilder::tls) is set (feature `tls`).
+    /// `GroupcacheBuilder::tls` is set (feature `tls`).
     ///
     /// Add [`grpc_service`](Self::grpc_service) and your own services to it, then serve. If you
     /// build your server yourself instead, set the same: without `TCP_NODELAY` replies can
@@ -200,6 +238,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
             .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT));
         #[cfg(feature = "tls")]
         if let Some(tls) = &config.tls {
+            crate::tls::ensure_crypto_provider();
             let Some(tls) = tls.server_config() else {
                 return Err(Error::new(
                     ErrorKind::Config,
@@ -222,6 +261,26 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_grpc_content_types_pass() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(is_grpc(ok.as_bytes()), "{ok}");
+        }
+        for refused in [
+            "application/grpc-web",
+            "application/grpc+json",
+            "application/grpcx",
+            "application/json",
+            "",
+        ] {
+            assert!(!is_grpc(refused.as_bytes()), "{refused}");
+        }
+    }
 
     #[test]
     fn service_name_matches_the_proto() {

@@ -26,7 +26,7 @@ pub const MAX_PEER_TOKEN_LEN: usize = 4096;
 ///
 /// The token never appears in `Debug` output, logs or errors. Over plaintext links anyone who
 /// can watch the network can read it: use it together with TLS
-/// ([`GroupcacheBuilder::tls`](crate::GroupcacheBuilder::tls), feature `tls`) between hosts.
+/// (`GroupcacheBuilder::tls`, feature `tls`) between hosts.
 ///
 /// ```
 /// use groupcache::PeerToken;
@@ -87,9 +87,14 @@ impl PeerToken {
     /// value.
     pub fn from_env(name: &str) -> Result<Self, Error> {
         let value = std::env::var(name).map_err(|e| {
+            // Never `e` itself: for a value that is not UTF-8 it quotes the value.
+            let why = match e {
+                std::env::VarError::NotPresent => "it is not set",
+                std::env::VarError::NotUnicode(_) => "its value is not valid UTF-8",
+            };
             Error::new(
                 ErrorKind::Config,
-                format!("cannot read the peer token from the environment variable {name}: {e}"),
+                format!("cannot read the peer token from the environment variable {name}: {why}"),
             )
         })?;
         PeerToken::new(value.trim()).map_err(|e| {

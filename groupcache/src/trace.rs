@@ -1,0 +1,215 @@
+//! Following one request across peers: [`TraceContext`] (a W3C `traceparent`), carried from
+//! the asking peer to the owner, and [`TraceKeys`], how keys appear in spans.
+
+use std::fmt;
+use std::future::Future;
+
+/// The gRPC metadata key a trace context travels in, as in W3C Trace Context.
+pub(crate) const TRACEPARENT: &str = "traceparent";
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+/// A W3C trace context: the trace a request belongs to and the span that sent it.
+///
+/// Every `get` span (`groupcache.get`, at `DEBUG`) records a `trace_id`. A `get` that has to
+/// ask the owner sends `traceparent: 00-<trace id>-<span id>-01` with the request, and the
+/// owner's `groupcache.serve` span records the same `trace_id` (and the sender's span as
+/// `parent_span_id`): filter any peer's logs by one trace id to see a request on every peer it
+/// touched.
+///
+/// The trace id comes from the caller when it runs the `get` inside
+/// [`TraceContext::scope`] (for example with the `traceparent` header of the HTTP request it
+/// is serving); otherwise each `get` starts a trace of its own.
+///
+/// ```
+/// use groupcache::TraceContext;
+///
+/// let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let context = TraceContext::parse(incoming).unwrap();
+/// assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(context.to_string(), incoming);
+/// assert!(TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+/// # async fn serve(cache: groupcache::Groupcache<String>, context: TraceContext) {
+/// // Every peer this get reaches logs the caller's trace id.
+/// let value = context.scope(cache.get("user-42")).await;
+/// # }
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+    sampled: bool,
+}
+
+impl TraceContext {
+    /// A new trace, with random ids.
+    pub fn new_root() -> Self {
+        TraceContext {
+            trace_id: nonzero(|| fastrand::u128(..)),
+            span_id: nonzero(|| fastrand::u64(..)),
+            sampled: true,
+        }
+    }
+
+    /// Parses a `traceparent` header value (`version-traceid-spanid-flags`, lowercase hex).
+    /// `None` if it is malformed or has an all-zero id, as the W3C specification asks.
+    pub fn parse(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.trim().split('-');
+        let version = parts.next()?;
+        let trace_id = parts.next()?;
+        let span_id = parts.next()?;
+        let flags = parts.next()?;
+        let hex = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        // Version 00 has exactly four parts; later versions may append more. `ff` is invalid.
+        if !hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        if !hex(trace_id, 32) || !hex(span_id, 16) || !hex(flags, 2) {
+            return None;
+        }
+        let context = TraceContext {
+            trace_id: u128::from_str_radix(trace_id, 16).ok()?,
+            span_id: u64::from_str_radix(span_id, 16).ok()?,
+            sampled: u8::from_str_radix(flags, 16).ok()? & 1 == 1,
+        };
+        (context.trace_id != 0 && context.span_id != 0).then_some(context)
+    }
+
+    /// The same trace, with a new span id: what a span of this process sends onward.
+    pub fn child(&self) -> Self {
+        TraceContext {
+            span_id: nonzero(|| fastrand::u64(..)),
+            ..*self
+        }
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    /// The span id, 16 lowercase hex digits.
+    pub fn span_id(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+
+    /// The trace context of the current task, if it runs inside [`scope`](Self::scope).
+    pub fn current() -> Option<Self> {
+        CURRENT.try_with(|context| *context).ok()
+    }
+
+    /// Runs `future` with this as the current trace context: the `get`s it makes join this
+    /// trace.
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
+}
+
+/// Draws until the id is not zero (an all-zero id is invalid).
+fn nonzero<T: PartialEq + Default>(mut draw: impl FnMut() -> T) -> T {
+    loop {
+        let id = draw();
+        if id != T::default() {
+            return id;
+        }
+    }
+}
+
+impl fmt::Display for TraceContext {
+    /// The `traceparent` header value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceContext({self})")
+    }
+}
+
+/// How keys appear in spans and logs. Keys can be personal data (user ids, emails), so the
+/// default is a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TraceKeys {
+    /// The XXH3-64 hash of the key, 16 hex digits: enough to correlate, not to read.
+    #[default]
+    Hashed,
+    /// The key as it is.
+    Plain,
+    /// Not at all.
+    Omitted,
+}
+
+impl TraceKeys {
+    /// The key as a span records it, or `None` to record nothing.
+    pub(crate) fn show(self, key: &str) -> Option<String> {
+        match self {
+            TraceKeys::Hashed => Some(format!(
+                "{:016x}",
+                xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+            )),
+            TraceKeys::Plain => Some(key.to_owned()),
+            TraceKeys::Omitted => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_rejects_malformed_values() {
+        let root = TraceContext::new_root();
+        assert_eq!(TraceContext::parse(&root.to_string()), Some(root));
+        let child = root.child();
+        assert_eq!(child.trace_id(), root.trace_id());
+        assert_ne!(child.span_id(), root.span_id());
+        for bad in [
+            "",
+            "00",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad:?}");
+        }
+        // A later version may carry more fields.
+        assert!(
+            TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn keys_are_hashed_by_default() {
+        assert_eq!(TraceKeys::default().show("user-42").unwrap().len(), 16);
+        assert_ne!(TraceKeys::Hashed.show("user-42").unwrap(), "user-42");
+        assert_eq!(TraceKeys::Plain.show("user-42").unwrap(), "user-42");
+        assert_eq!(TraceKeys::Omitted.show("user-42"), None);
+    }
+
+    #[tokio::test]
+    async fn scope_sets_the_current_context() {
+        assert_eq!(TraceContext::current(), None);
+        let context = TraceContext::new_root();
+        let seen = context.scope(async { TraceContext::current() }).await;
+        assert_eq!(seen, Some(context));
+    }
+}
