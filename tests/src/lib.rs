@@ -20,6 +20,7 @@ pub mod fuzz_harness;
 pub mod grpc_frames;
 pub mod pki;
 pub mod sim;
+pub mod span_capture;
 
 /// Upper bound for any one test body: a hang fails instead of stalling CI.
 pub const TEST_LIMIT: Duration = Duration::from_secs(60);
