@@ -288,13 +288,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
 
     /// A snapshot of this peer's counters and cache sizes.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.inner.counters.snapshot();
-        stats.main_cache = self.inner.main.stats();
-        stats.hot_cache = self.inner.hot.stats();
-        if let Some(telemetry) = &self.inner.telemetry {
-            telemetry.publish_tiers(&stats.main_cache, &stats.hot_cache);
-        }
-        stats
+        self.inner.stats()
     }
 
     pub(crate) fn inner(&self) -> &Inner<V> {
@@ -376,6 +370,17 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             Ok(fetched) => (Ok(fetched.entry.value.clone()), fetched.outcome),
             Err(err) => (Err(err), Outcome::Error),
         }
+    }
+
+    /// The counters and cache sizes; also publishes the sizes as gauges (feature `metrics`).
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        stats.main_cache = self.main.stats();
+        stats.hot_cache = self.hot.stats();
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.publish_tiers(&stats.main_cache, &stats.hot_cache);
+        }
+        stats
     }
 
     fn count_answer(&self, err: Error) -> Error {

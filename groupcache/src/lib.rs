@@ -77,6 +77,7 @@
 mod builder;
 mod cache;
 mod codec;
+mod describe;
 mod discovery;
 mod error;
 mod flight;
@@ -101,6 +102,7 @@ pub use builder::{
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, Postcard};
+pub use describe::PeerView;
 pub use error::{BoxError, Error, ErrorKind};
 pub use handle::Groupcache;
 pub use loader::{NotFound, ValueLoader};

@@ -69,6 +69,13 @@ impl FromStr for GroupcachePeer {
     }
 }
 
+/// As its address text, e.g. `"10.0.0.7:8080"`.
+impl serde::Serialize for GroupcachePeer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name)
+    }
+}
+
 impl fmt::Display for GroupcachePeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)

@@ -105,6 +105,15 @@ impl Routing {
             .clone()
     }
 
+    pub(crate) fn virtual_nodes(&self) -> usize {
+        self.vnodes
+    }
+
+    /// The client of member `peer`, if it is a member other than this peer.
+    pub(crate) fn client_of(&self, peer: &GroupcachePeer) -> Option<Arc<PeerClient>> {
+        self.current.load().clients.get(peer).cloned()
+    }
+
     pub(crate) fn peers(&self) -> Vec<GroupcachePeer> {
         self.current.load().ring.peers().to_vec()
     }

@@ -92,7 +92,7 @@ impl Counters {
 /// one difference: `gets` here counts only this peer's own callers, not requests from other
 /// peers (those are `server_requests`). Go's `CacheHits` is `hot_hits + main_hits`.
 #[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Calls to `get` on this peer, including those refused for their key (see
     /// `rejected_keys`); requests from other peers are `server_requests`.
@@ -143,7 +143,7 @@ pub struct Stats {
 
 /// Size of one cache tier. Approximate: eviction runs in batches.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TierStats {
     /// Entries held.
     pub entries: u64,

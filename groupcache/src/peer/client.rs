@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use groupcache_pb::v1::groupcache_client::GroupcacheClient;
-use groupcache_pb::v1::{GetRequest, RemoveRequest};
+use groupcache_pb::v1::{DescribeRequest, DescribeResponse, GetRequest, RemoveRequest};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -155,6 +155,25 @@ impl PeerClient {
             telemetry.observe(outcome, started.elapsed());
         }
         result
+    }
+
+    /// Asks the peer for its view of the cluster.
+    pub(crate) async fn describe(
+        &self,
+        key: Option<&str>,
+    ) -> Result<DescribeResponse, PeerFailure> {
+        let shown = key.unwrap_or("");
+        let call = retry_refused(shown, &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(DescribeRequest {
+                key: key.map(str::to_owned),
+            });
+            async move { client.describe(request).await }
+        });
+        match self.deadline(shown, call).await? {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(from_status(&status, shown, &self.peer)),
+        }
     }
 
     /// Asks the peer to drop `key` from its caches.

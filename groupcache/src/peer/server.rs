@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use groupcache_pb::v1::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
-use groupcache_pb::v1::{GetRequest, GetResponse, RemoveRequest, RemoveResponse};
+use groupcache_pb::v1::{
+    DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
+};
 use tonic::body::Body;
 use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
@@ -69,6 +71,18 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
         Ok(Response::new(GetResponse {
             value: entry.encoded.clone(),
         }))
+    }
+
+    async fn describe(
+        &self,
+        request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        let key = request.into_inner().key;
+        if let Some(key) = &key {
+            self.inner.check_key(key).map_err(|err| to_status(&err))?;
+        }
+        let view = self.inner.describe(key.as_deref(), self.inner.stats());
+        Ok(Response::new(crate::describe::to_reply(&view)))
     }
 
     async fn remove(
