@@ -94,6 +94,8 @@ pub struct GroupcacheBuilder<V> {
     trace_keys: TraceKeys,
     #[cfg(feature = "metrics")]
     metrics_prefix: Option<String>,
+    #[cfg(feature = "metrics")]
+    metrics_labels: Vec<(String, String)>,
 }
 
 impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
@@ -124,6 +126,8 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             trace_keys: TraceKeys::default(),
             #[cfg(feature = "metrics")]
             metrics_prefix: Some(DEFAULT_METRICS_PREFIX.to_owned()),
+            #[cfg(feature = "metrics")]
+            metrics_labels: Vec::new(),
         }
     }
 
@@ -317,6 +321,21 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         self
     }
 
+    /// Labels added to every exported metric (feature `metrics`), for example
+    /// `[("peer", "10.0.0.7:8080")]` when several caches share one process and one prefix.
+    /// Default: none.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_labels<K: Into<String>, L: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, L)>,
+    ) -> Self {
+        self.metrics_labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
     /// Exports nothing through the `metrics` facade (feature `metrics`); [`Groupcache::stats`]
     /// still counts.
     #[cfg(feature = "metrics")]
@@ -354,10 +373,17 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         };
         #[cfg(feature = "metrics")]
         let (telemetry, counters) = match &self.metrics_prefix {
-            Some(prefix) => (
-                Some(Arc::new(Telemetry::new(prefix))),
-                Counters::exported(prefix),
-            ),
+            Some(prefix) => {
+                let labels: Vec<metrics::Label> = self
+                    .metrics_labels
+                    .iter()
+                    .map(|(k, v)| metrics::Label::new(k.clone(), v.clone()))
+                    .collect();
+                (
+                    Some(Arc::new(Telemetry::new(prefix, &labels))),
+                    Counters::exported(prefix, &labels),
+                )
+            }
             None => (None, Counters::default()),
         };
         #[cfg(not(feature = "metrics"))]

@@ -464,7 +464,17 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             return Entry::new(value, encoded, None);
         }
         // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
-        self.hot.insert(key, value, encoded, superseded)
+        let entry = self.hot.insert(key, value, encoded, superseded);
+        self.publish_sizes();
+        entry
+    }
+
+    /// Publishes the tiers' sizes as gauges (feature `metrics`): after each insert or removal,
+    /// so that a scrape sees them without anyone calling `stats`. Never on a hit.
+    fn publish_sizes(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.publish_tiers(&self.main.stats(), &self.hot.stats());
+        }
     }
 
     /// Loads `key` with the loader, one flight per key, shared with peer requests.
@@ -552,9 +562,12 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             if !self.routing.owns(&key) {
                 self.main.remove_if_same(&key, &entry);
             }
+            self.publish_sizes();
             Ok(entry)
         } else if self.promotion.should_promote(&key, encoded.len()) {
-            Ok(self.hot.insert(&key, value, encoded, &superseded))
+            let entry = self.hot.insert(&key, value, encoded, &superseded);
+            self.publish_sizes();
+            Ok(entry)
         } else {
             Ok(Entry::new(value, encoded, None))
         }
@@ -593,5 +606,6 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         self.main.remove(key);
         self.fetches.forget(key);
         self.loads.forget(key);
+        self.publish_sizes();
     }
 }

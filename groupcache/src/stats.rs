@@ -47,11 +47,14 @@ macro_rules! counters {
             /// Counters that are also exported through the `metrics` facade, as
             /// `<prefix>_<name>`.
             #[cfg(feature = "metrics")]
-            pub(crate) fn exported(prefix: &str) -> Self {
+            pub(crate) fn exported(prefix: &str, labels: &[metrics::Label]) -> Self {
                 Counters {
                     $($field: Counter {
                         value: AtomicU64::new(0),
-                        exported: Some(metrics::counter!(format!("{prefix}_{}", $metric))),
+                        exported: Some(metrics::counter!(
+                            format!("{prefix}_{}", $metric),
+                            labels.to_vec()
+                        )),
                     },)*
                 }
             }

@@ -11,6 +11,8 @@
 //! | `<prefix>_cache_entries`, `<prefix>_cache_bytes` | gauge | `tier` (`main`, `hot`) |
 //! | `<prefix>_cache_evictions_total`, `<prefix>_cache_expirations_total` | counter | `tier` |
 //! | `<prefix>_<counter>_total` | counter | the [`Stats`](crate::Stats) counters |
+//!
+//! Every metric also carries the labels given to `GroupcacheBuilder::metrics_labels`.
 
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ pub(crate) struct Telemetry {
     #[cfg(feature = "metrics")]
     prefix: String,
     #[cfg(feature = "metrics")]
+    labels: Vec<metrics::Label>,
+    #[cfg(feature = "metrics")]
     get_seconds: Vec<metrics::Histogram>,
     #[cfg(feature = "metrics")]
     tiers: [TierMetrics; 2],
@@ -56,26 +60,36 @@ pub(crate) struct PeerTelemetry {
 }
 
 impl Telemetry {
-    /// Registers every metric under `prefix` with the recorder installed now.
+    /// Registers every metric under `prefix`, with `labels` on each, with the recorder
+    /// installed now.
     #[cfg(feature = "metrics")]
-    pub(crate) fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str, labels: &[metrics::Label]) -> Self {
+        let with = |key: &'static str, value: &'static str| {
+            let mut all = labels.to_vec();
+            all.push(metrics::Label::new(key, value));
+            all
+        };
         let tier = |name: &'static str| TierMetrics {
-            entries: metrics::gauge!(format!("{prefix}_cache_entries"), "tier" => name),
-            bytes: metrics::gauge!(format!("{prefix}_cache_bytes"), "tier" => name),
-            evictions: metrics::counter!(format!("{prefix}_cache_evictions_total"), "tier" => name),
+            entries: metrics::gauge!(format!("{prefix}_cache_entries"), with("tier", name)),
+            bytes: metrics::gauge!(format!("{prefix}_cache_bytes"), with("tier", name)),
+            evictions: metrics::counter!(
+                format!("{prefix}_cache_evictions_total"),
+                with("tier", name)
+            ),
             expirations: metrics::counter!(
                 format!("{prefix}_cache_expirations_total"),
-                "tier" => name
+                with("tier", name)
             ),
         };
         Telemetry {
             prefix: prefix.to_owned(),
+            labels: labels.to_vec(),
             get_seconds: Outcome::ALL
                 .iter()
                 .map(|outcome| {
                     metrics::histogram!(
                         format!("{prefix}_get_duration_seconds"),
-                        "outcome" => outcome.as_str()
+                        with("outcome", outcome.as_str())
                     )
                 })
                 .collect(),
@@ -97,7 +111,12 @@ impl Telemetry {
         #[cfg(feature = "metrics")]
         {
             let name = format!("{}_peer_request_duration_seconds", self.prefix);
-            let histogram = |result: &'static str| metrics::histogram!(name.clone(), "peer" => peer.to_string(), "result" => result);
+            let histogram = |result: &'static str| {
+                let mut labels = self.labels.clone();
+                labels.push(metrics::Label::new("peer", peer.to_string()));
+                labels.push(metrics::Label::new("result", result));
+                metrics::histogram!(name.clone(), labels)
+            };
             PeerTelemetry {
                 by_result: [histogram("ok"), histogram("answer"), histogram("transport")],
             }

@@ -38,6 +38,10 @@ pub(crate) async fn start_peer(args: &Args, ledger: &Arc<Ledger>) -> Result<Peer
     let cache = Groupcache::builder(addr, db)
         .main_cache_capacity(args.main_cache_mib.saturating_mul(1024 * 1024))
         .hot_cache_policy(PromoteOneIn(args.hot_one_in))
+        // The peers share one process and one metrics recorder: a label tells them apart.
+        .metrics_labels([("peer", addr.to_string())])
+        // The peers share one process and one metrics recorder: a label tells them apart.
+        .metrics_labels([("peer", addr.to_string())])
         .build();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(

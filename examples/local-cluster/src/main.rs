@@ -95,6 +95,11 @@ struct Args {
     /// Keep one in N values fetched from other peers in the hot cache (1: all, 0: none).
     #[arg(long, value_name = "N", default_value_t = 10)]
     hot_one_in: u32,
+
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9898) while the demo runs,
+    /// at /metrics, each peer's labelled `peer="<address>"`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -131,6 +136,14 @@ async fn main() -> ExitCode {
 
 /// Sets the cluster up, runs the stampede and the read load, reports, and judges.
 async fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
+    // Before the caches are built: they register their metrics with the recorder in place.
+    if let Some(listen) = args.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(listen)
+            .install()
+            .map_err(|e| format!("cannot serve metrics on {listen}: {e}"))?;
+        println!("Prometheus metrics at http://{listen}/metrics");
+    }
     let ledger = Arc::new(Ledger::default());
     let failures = Arc::new(Failures::default());
     let mut peers = Vec::with_capacity(args.peers);
