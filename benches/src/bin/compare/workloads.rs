@@ -1,0 +1,409 @@
+//! The workloads, each run against every contender that can run it, in this order: local hit,
+//! remote hit (3 sizes, sequential and 64 in flight), an 8 MiB value, the stampede, the Zipf
+//! mix. Each starts its clusters fresh and stops them when done.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::{Distribution, Zipf};
+use serde_json::json;
+
+use crate::cluster::{Cluster, Setup, keys_owned_by};
+use crate::echo::EchoPair;
+use crate::floors::{MapGet, MokaGet, QuickGet};
+use crate::measure::{self, Budget, Op, Sample};
+use crate::ours::Ours;
+use crate::published::Published;
+use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+
+/// What a run does: how long each figure takes and how big the fixed-size workloads are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub(crate) budget: Budget,
+    /// Callers at once in the "in flight" rows.
+    pub(crate) in_flight: usize,
+    pub(crate) stampede_callers: usize,
+    pub(crate) stampede_rounds: usize,
+    pub(crate) stampede_loader: Duration,
+    pub(crate) zipf_keys: usize,
+    pub(crate) zipf_gets: usize,
+    pub(crate) zipf_loader: Duration,
+    pub(crate) large_value: usize,
+}
+
+/// Operations timed in groups of this many for local hits (see `measure::sequential`).
+const LOCAL_BATCH: u64 = 1_000;
+
+// ===== operations =====
+
+/// `get` on one node of a cluster. Caller `c` asks for `keys[c % keys.len()]`, so callers in
+/// flight at once ask for different keys (no two share a flight).
+struct Get<C> {
+    cluster: Arc<C>,
+    node: usize,
+    keys: Vec<String>,
+    len: usize,
+}
+
+impl<C: Cluster> Op for Get<C> {
+    fn call(&self, caller: usize, _: u64) -> impl Future<Output = Result<(), String>> + Send + '_ {
+        let key = &self.keys[caller % self.keys.len()];
+        async move {
+            let value = self.cluster.get(self.node, key).await?;
+            if value.len() != self.len {
+                return Err(format!("got {} bytes, expected {}", value.len(), self.len));
+            }
+            black_box(value);
+            Ok(())
+        }
+    }
+}
+
+/// One tonic round trip to the echo server.
+struct EchoCall {
+    pair: EchoPair,
+    key: String,
+}
+
+impl Op for EchoCall {
+    async fn call(&self, _: usize, _: u64) -> Result<(), String> {
+        self.pair.call(&self.key).await.map(drop)
+    }
+}
+
+/// Sequential, then `in_flight` at once; a row for each.
+async fn both_modes<O: Op>(
+    plan: &Plan,
+    workload: &str,
+    batch: u64,
+    contender: &'static str,
+    op: O,
+    rows: &mut Vec<Row>,
+    loads: impl Fn() -> Option<u64>,
+) {
+    let op = Arc::new(op);
+    let before = loads();
+    let seq = measure::sequential(plan.budget, batch, &*op).await;
+    let mid = loads();
+    rows.push(with_loads(
+        Row::new(&format!("{workload}, sequential"), contender, seq),
+        before,
+        mid,
+    ));
+    let par = measure::concurrent(plan.budget, plan.in_flight, batch, &op).await;
+    let after = loads();
+    rows.push(with_loads(
+        Row::new(
+            &format!("{workload}, {} in flight", plan.in_flight),
+            contender,
+            par,
+        ),
+        mid,
+        after,
+    ));
+}
+
+fn with_loads(row: Row, before: Option<u64>, after: Option<u64>) -> Row {
+    match (before, after) {
+        (Some(b), Some(a)) => row.loads(a - b),
+        _ => row,
+    }
+}
+
+/// Gets on node `asker` of keys owned by node `owner` (`count` of them, warmed first), both
+/// modes, with the loads counted.
+#[allow(clippy::too_many_arguments)]
+async fn gets_from<C: Cluster>(
+    plan: &Plan,
+    workload: &str,
+    setup: &Setup,
+    (asker, owner, count): (usize, usize, usize),
+    batch: u64,
+    contender: &'static str,
+    cluster: &Arc<C>,
+    rows: &mut Vec<Row>,
+) {
+    let keys = keys_owned_by(&**cluster, asker, owner, "key", count).await;
+    let op = Get {
+        cluster: Arc::clone(cluster),
+        node: asker,
+        keys,
+        len: setup.value_size,
+    };
+    both_modes(plan, workload, batch, contender, op, rows, || {
+        Some(cluster.source().total_loads())
+    })
+    .await;
+}
+
+// ===== local hit =====
+
+/// A `get` answered from the asking peer's main cache (100 B value), next to the floors.
+pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 2,
+        value_size: 100,
+        loader_delay: None,
+        hot_cache: true,
+        max_value: 100,
+    };
+    let workload = "local hit 100 B";
+    let ours = Arc::new(Ours::start(&setup).await);
+    gets_from(
+        plan,
+        workload,
+        &setup,
+        (0, 0, 1),
+        LOCAL_BATCH,
+        OURS,
+        &ours,
+        rows,
+    )
+    .await;
+    drop(ours);
+    let published = Arc::new(Published::start(&setup).await);
+    gets_from(
+        plan,
+        workload,
+        &setup,
+        (0, 0, 1),
+        LOCAL_BATCH,
+        PUBLISHED,
+        &published,
+        rows,
+    )
+    .await;
+    drop(published);
+    let value = Bytes::from(vec![0xA5; 100]);
+    let moka = MokaGet::new(&value).await;
+    both_modes(plan, workload, LOCAL_BATCH, MOKA, moka, rows, || None).await;
+    let quick = QuickGet::new(&value);
+    both_modes(plan, workload, LOCAL_BATCH, QUICK, quick, rows, || None).await;
+    let map = MapGet::new(&value);
+    both_modes(plan, workload, LOCAL_BATCH, MAP, map, rows, || None).await;
+}
+
+// ===== remote hit =====
+
+/// A `get` that the owner answers from its main cache, over loopback, hot cache off, next to
+/// a bare tonic echo of the same payload.
+pub(crate) async fn remote_hit(plan: &Plan, value_size: usize, rows: &mut Vec<Row>) {
+    let workload = format!("remote hit {}", size_name(value_size));
+    remote(plan, &workload, value_size, rows).await;
+}
+
+/// A value of `Plan::large_value` bytes (8 MiB), fetched from its owner: served and cached
+/// where limits allow.
+pub(crate) async fn large_value(plan: &Plan, rows: &mut Vec<Row>) {
+    let workload = format!("remote hit {}", size_name(plan.large_value));
+    remote(plan, &workload, plan.large_value, rows).await;
+}
+
+async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 2,
+        value_size,
+        loader_delay: None,
+        hot_cache: false,
+        max_value: value_size,
+    };
+    let keys = (0, 1, plan.in_flight);
+    let ours = Arc::new(Ours::start(&setup).await);
+    gets_from(plan, workload, &setup, keys, 1, OURS, &ours, rows).await;
+    let cached = ours.node(1).stats().main_cache.entries;
+    let tail = rows.len() - 1;
+    rows[tail].extra = json!({ "owner_main_cache_entries": cached });
+    drop(ours);
+    // Its 4 MiB reply limit makes each larger value fail on the asker, which then loads it
+    // itself: the loads column shows it.
+    let published = Arc::new(Published::start(&setup).await);
+    gets_from(plan, workload, &setup, keys, 1, PUBLISHED, &published, rows).await;
+    drop(published);
+    let echo = EchoCall {
+        pair: EchoPair::start(value_size).await,
+        key: "remote-0".to_owned(),
+    };
+    both_modes(plan, workload, 1, ECHO, echo, rows, || None).await;
+}
+
+pub(crate) fn size_name(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+// ===== stampede =====
+
+/// `stampede_callers` callers ask for one cold key at once, spread over 3 peers; the loader
+/// takes `stampede_loader`. Each round uses a fresh key.
+pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 3,
+        value_size: 100,
+        loader_delay: Some(plan.stampede_loader),
+        hot_cache: true,
+        max_value: 100,
+    };
+    let workload = format!(
+        "stampede {} callers, 3 peers, {} ms loader",
+        plan.stampede_callers,
+        plan.stampede_loader.as_millis()
+    );
+    let ours = Arc::new(Ours::start(&setup).await);
+    rows.push(stampede_rounds(plan, &workload, OURS, &ours).await);
+    drop(ours);
+    let published = Arc::new(Published::start(&setup).await);
+    rows.push(stampede_rounds(plan, &workload, PUBLISHED, &published).await);
+}
+
+async fn stampede_rounds<C: Cluster>(
+    plan: &Plan,
+    workload: &str,
+    contender: &'static str,
+    cluster: &Arc<C>,
+) -> Row {
+    let mut latencies = Vec::new();
+    let mut per_round_loads = Vec::new();
+    let mut walls = Vec::new();
+    let mut errors = 0;
+    let mut elapsed = Duration::ZERO;
+    for round in 0..plan.stampede_rounds {
+        let key = Arc::new(format!("stampede-{round}"));
+        let before = cluster.source().total_loads();
+        let started = Instant::now();
+        let callers: Vec<_> = (0..plan.stampede_callers)
+            .map(|i| {
+                let cluster = Arc::clone(cluster);
+                let key = Arc::clone(&key);
+                tokio::spawn(async move {
+                    let asked = Instant::now();
+                    let result = cluster.get(i % 3, &key).await;
+                    (asked.elapsed(), result.is_ok())
+                })
+            })
+            .collect();
+        for caller in callers {
+            let (latency, ok) = caller.await.expect("stampede caller panicked");
+            latencies.push(latency.as_nanos() as u64);
+            errors += u64::from(!ok);
+        }
+        let wall = started.elapsed();
+        elapsed += wall;
+        walls.push(wall);
+        per_round_loads.push(cluster.source().total_loads() - before);
+    }
+    let sample = measure::from_latencies(&latencies, elapsed, errors);
+    let worst = walls.iter().max().copied().unwrap_or_default();
+    Row::new(workload, contender, sample)
+        .loads(per_round_loads.iter().sum())
+        .note(format!(
+            "loads per round {per_round_loads:?}; all answered within {} (worst of {} rounds)",
+            crate::report::duration(worst.as_nanos() as u64),
+            plan.stampede_rounds
+        ))
+        .extra(json!({
+            "loads_per_round": per_round_loads,
+            "round_wall_ns": walls.iter().map(|w| w.as_nanos() as u64).collect::<Vec<_>>(),
+        }))
+}
+
+// ===== Zipf mix =====
+
+/// `zipf_gets` gets of keys drawn from Zipf(1.0) over `zipf_keys` keys, `in_flight` at once,
+/// spread over 3 peers, with a slow loader and no eviction.
+pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 3,
+        value_size: 100,
+        loader_delay: Some(plan.zipf_loader),
+        hot_cache: true,
+        max_value: 100,
+    };
+    let draws = zipf_keys(plan);
+    let distinct = draws.iter().collect::<HashSet<_>>().len() as u64;
+    let workload = format!(
+        "Zipf(1.0) {} keys, 3 peers, {} ms loader",
+        plan.zipf_keys,
+        plan.zipf_loader.as_millis()
+    );
+    let draws = Arc::new(draws);
+    let ours = Arc::new(Ours::start(&setup).await);
+    rows.push(zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await);
+    drop(ours);
+    let published = Arc::new(Published::start(&setup).await);
+    rows.push(zipf_run(plan, &workload, PUBLISHED, &published, &draws, distinct).await);
+}
+
+fn zipf_keys(plan: &Plan) -> Vec<String> {
+    let zipf = Zipf::new(plan.zipf_keys as f64, 1.0).expect("Zipf parameters");
+    let mut rng = SmallRng::seed_from_u64(0x5EED);
+    (0..plan.zipf_gets)
+        .map(|_| format!("zipf-{}", zipf.sample(&mut rng) as u64))
+        .collect()
+}
+
+async fn zipf_run<C: Cluster>(
+    plan: &Plan,
+    workload: &str,
+    contender: &'static str,
+    cluster: &Arc<C>,
+    draws: &Arc<Vec<String>>,
+    distinct: u64,
+) -> Row {
+    let next = Arc::new(AtomicUsize::new(0));
+    let rpcs_before = cluster.rpcs();
+    let started = Instant::now();
+    let callers: Vec<_> = (0..plan.in_flight)
+        .map(|_| {
+            let cluster = Arc::clone(cluster);
+            let draws = Arc::clone(draws);
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(key) = draws.get(i) else { break };
+                    let asked = Instant::now();
+                    errors += u64::from(cluster.get(i % 3, key).await.is_err());
+                    latencies.push(asked.elapsed().as_nanos() as u64);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(draws.len());
+    let mut errors = 0;
+    for caller in callers {
+        let (part, errs) = caller.await.expect("Zipf caller panicked");
+        latencies.extend(part);
+        errors += errs;
+    }
+    let elapsed = started.elapsed();
+    let rpcs = cluster.rpcs() - rpcs_before;
+    let gets = draws.len() as u64;
+    let no_hop = 1.0 - rpcs as f64 / gets as f64;
+    let loads = cluster.source().total_loads();
+    let sample: Sample = measure::from_latencies(&latencies, elapsed, errors);
+    Row::new(workload, contender, sample)
+        .loads(loads)
+        .note(format!(
+            "{gets} gets, {distinct} distinct keys; {rpcs} peer RPCs: {:.1}% of gets without a hop",
+            no_hop * 100.0
+        ))
+        .extra(json!({
+            "gets": gets,
+            "distinct_keys": distinct,
+            "peer_rpcs": rpcs,
+            "share_without_hop": no_hop,
+        }))
+}
