@@ -15,6 +15,7 @@ mod measure;
 mod ours;
 mod published;
 mod report;
+mod rounds;
 mod source;
 mod workloads;
 
@@ -40,9 +41,13 @@ struct Args {
     /// Seconds each figure is measured for (after a warm-up of a fifth of that).
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
-    /// Only run workloads whose name contains this (local, remote, large, stampede, zipf).
+    /// Only run workloads whose name contains this ("local hit", "remote hit 100 B",
+    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf").
     #[arg(long)]
     only: Option<String>,
+    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap).
+    #[arg(long, value_name = "NAMES")]
+    contenders: Option<String>,
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -64,6 +69,11 @@ fn plan(args: &Args) -> Plan {
         zipf_gets: if args.quick { 20_000 } else { 200_000 },
         zipf_loader: Duration::from_millis(2),
         large_value: 8 << 20,
+        rounds: if args.quick { 2 } else { 5 },
+        contenders: args
+            .contenders
+            .clone()
+            .map(|list| &*Box::leak(list.into_boxed_str())),
     }
 }
 
@@ -80,12 +90,12 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     runtime.block_on(async {
-        if wanted("local") {
+        if wanted("local hit") {
             eprintln!("[{:>5.1}s] local hit", started.elapsed().as_secs_f64());
             workloads::local_hit(&plan, &mut rows).await;
         }
         for size in [100, 10 << 10, 1 << 20] {
-            if wanted("remote") {
+            if wanted(&format!("remote hit {}", workloads::size_name(size))) {
                 eprintln!(
                     "[{:>5.1}s] remote hit {}",
                     started.elapsed().as_secs_f64(),
@@ -94,7 +104,7 @@ fn main() {
                 workloads::remote_hit(&plan, size, &mut rows).await;
             }
         }
-        if wanted("large") {
+        if wanted("large value 8 MiB") {
             eprintln!("[{:>5.1}s] large value", started.elapsed().as_secs_f64());
             workloads::large_value(&plan, &mut rows).await;
         }
@@ -102,7 +112,7 @@ fn main() {
             eprintln!("[{:>5.1}s] stampede", started.elapsed().as_secs_f64());
             workloads::stampede(&plan, &mut rows).await;
         }
-        if wanted("zipf") {
+        if wanted("Zipf") {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
             workloads::zipf(&plan, &mut rows).await;
         }

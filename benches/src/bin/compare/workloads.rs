@@ -22,6 +22,7 @@ use crate::measure::{self, Budget, Op, Sample};
 use crate::ours::Ours;
 use crate::published::Published;
 use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+use crate::rounds::{self, Entrant, Mode};
 
 /// What a run does: how long each figure takes and how big the fixed-size workloads are.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,18 @@ pub(crate) struct Plan {
     pub(crate) zipf_gets: usize,
     pub(crate) zipf_loader: Duration,
     pub(crate) large_value: usize,
+    /// Rounds each figure is split into, contenders alternating (see `rounds`).
+    pub(crate) rounds: u32,
+    /// Only these contenders (comma-separated names, matched by substring), or all.
+    pub(crate) contenders: Option<&'static str>,
+}
+
+impl Plan {
+    /// Whether `contender` runs in this plan.
+    fn wants(&self, contender: &str) -> bool {
+        self.contenders
+            .is_none_or(|list| list.split(',').any(|c| contender.contains(c.trim())))
+    }
 }
 
 /// Operations timed in groups of this many for local hits (see `measure::sequential`).
@@ -78,58 +91,38 @@ impl Op for EchoCall {
     }
 }
 
-/// Sequential, then `in_flight` at once; a row for each.
-async fn both_modes<O: Op>(
+/// Sequential, then `in_flight` at once: every entrant measured in alternating rounds, a row
+/// for each.
+async fn both_modes(
     plan: &Plan,
     workload: &str,
     batch: u64,
-    contender: &'static str,
-    op: O,
+    entrants: &[Entrant],
     rows: &mut Vec<Row>,
-    loads: impl Fn() -> Option<u64>,
 ) {
-    let op = Arc::new(op);
-    let before = loads();
-    let seq = measure::sequential(plan.budget, batch, &*op).await;
-    let mid = loads();
-    rows.push(with_loads(
-        Row::new(&format!("{workload}, sequential"), contender, seq),
-        before,
-        mid,
-    ));
-    let par = measure::concurrent(plan.budget, plan.in_flight, batch, &op).await;
-    let after = loads();
-    rows.push(with_loads(
-        Row::new(
-            &format!("{workload}, {} in flight", plan.in_flight),
-            contender,
-            par,
-        ),
-        mid,
-        after,
-    ));
+    let mode = Mode {
+        budget: plan.budget,
+        rounds: plan.rounds,
+        callers: None,
+        batch,
+    };
+    rows.extend(rounds::run(&format!("{workload}, sequential"), mode, entrants).await);
+    let mode = Mode {
+        callers: Some(plan.in_flight),
+        ..mode
+    };
+    let name = format!("{workload}, {} in flight", plan.in_flight);
+    rows.extend(rounds::run(&name, mode, entrants).await);
 }
 
-fn with_loads(row: Row, before: Option<u64>, after: Option<u64>) -> Row {
-    match (before, after) {
-        (Some(b), Some(a)) => row.loads(a - b),
-        _ => row,
-    }
-}
-
-/// Gets on node `asker` of keys owned by node `owner` (`count` of them, warmed first), both
-/// modes, with the loads counted.
-#[allow(clippy::too_many_arguments)]
+/// Gets on node `asker` of keys owned by node `owner` (`count` of them, found and warmed
+/// first), with the cluster's loads counted.
 async fn gets_from<C: Cluster>(
-    plan: &Plan,
-    workload: &str,
-    setup: &Setup,
-    (asker, owner, count): (usize, usize, usize),
-    batch: u64,
     contender: &'static str,
     cluster: &Arc<C>,
-    rows: &mut Vec<Row>,
-) {
+    setup: &Setup,
+    (asker, owner, count): (usize, usize, usize),
+) -> Entrant {
     let keys = keys_owned_by(&**cluster, asker, owner, "key", count).await;
     let op = Get {
         cluster: Arc::clone(cluster),
@@ -137,10 +130,8 @@ async fn gets_from<C: Cluster>(
         keys,
         len: setup.value_size,
     };
-    both_modes(plan, workload, batch, contender, op, rows, || {
-        Some(cluster.source().total_loads())
-    })
-    .await;
+    let counted = Arc::clone(cluster);
+    Entrant::new(contender, op, move || Some(counted.source().total_loads()))
 }
 
 // ===== local hit =====
@@ -154,40 +145,27 @@ pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
         hot_cache: true,
         max_value: 100,
     };
-    let workload = "local hit 100 B";
-    let ours = Arc::new(Ours::start(&setup).await);
-    gets_from(
-        plan,
-        workload,
-        &setup,
-        (0, 0, 1),
-        LOCAL_BATCH,
-        OURS,
-        &ours,
-        rows,
-    )
-    .await;
-    drop(ours);
-    let published = Arc::new(Published::start(&setup).await);
-    gets_from(
-        plan,
-        workload,
-        &setup,
-        (0, 0, 1),
-        LOCAL_BATCH,
-        PUBLISHED,
-        &published,
-        rows,
-    )
-    .await;
-    drop(published);
+    let keys = (0, 0, 1);
+    let mut entrants = Vec::new();
+    if plan.wants(OURS) {
+        let ours = Arc::new(Ours::start(&setup).await);
+        entrants.push(gets_from(OURS, &ours, &setup, keys).await);
+    }
+    if plan.wants(PUBLISHED) {
+        let published = Arc::new(Published::start(&setup).await);
+        entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
+    }
     let value = Bytes::from(vec![0xA5; 100]);
-    let moka = MokaGet::new(&value).await;
-    both_modes(plan, workload, LOCAL_BATCH, MOKA, moka, rows, || None).await;
-    let quick = QuickGet::new(&value);
-    both_modes(plan, workload, LOCAL_BATCH, QUICK, quick, rows, || None).await;
-    let map = MapGet::new(&value);
-    both_modes(plan, workload, LOCAL_BATCH, MAP, map, rows, || None).await;
+    if plan.wants(MOKA) {
+        entrants.push(Entrant::new(MOKA, MokaGet::new(&value).await, || None));
+    }
+    if plan.wants(QUICK) {
+        entrants.push(Entrant::new(QUICK, QuickGet::new(&value), || None));
+    }
+    if plan.wants(MAP) {
+        entrants.push(Entrant::new(MAP, MapGet::new(&value), || None));
+    }
+    both_modes(plan, "local hit 100 B", LOCAL_BATCH, &entrants, rows).await;
 }
 
 // ===== remote hit =====
@@ -215,22 +193,40 @@ async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<R
         max_value: value_size,
     };
     let keys = (0, 1, plan.in_flight);
-    let ours = Arc::new(Ours::start(&setup).await);
-    gets_from(plan, workload, &setup, keys, 1, OURS, &ours, rows).await;
-    let cached = ours.node(1).stats().main_cache.entries;
-    let tail = rows.len() - 1;
-    rows[tail].extra = json!({ "owner_main_cache_entries": cached });
-    drop(ours);
-    // Its 4 MiB reply limit makes each larger value fail on the asker, which then loads it
-    // itself: the loads column shows it.
-    let published = Arc::new(Published::start(&setup).await);
-    gets_from(plan, workload, &setup, keys, 1, PUBLISHED, &published, rows).await;
-    drop(published);
-    let echo = EchoCall {
-        pair: EchoPair::start(value_size).await,
-        key: "remote-0".to_owned(),
-    };
-    both_modes(plan, workload, 1, ECHO, echo, rows, || None).await;
+    let mut entrants = Vec::new();
+    let mut ours = None;
+    if plan.wants(OURS) {
+        let cluster = Arc::new(Ours::start(&setup).await);
+        entrants.push(gets_from(OURS, &cluster, &setup, keys).await);
+        ours = Some(cluster);
+    }
+    if plan.wants(PUBLISHED) {
+        // Its 4 MiB reply limit makes each larger value fail on the asker, which then loads
+        // it itself: the loads column shows it.
+        let published = Arc::new(Published::start(&setup).await);
+        entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
+    }
+    if plan.wants(ECHO) {
+        let echo = EchoCall {
+            pair: EchoPair::start(value_size).await,
+            key: "remote-0".to_owned(),
+        };
+        entrants.push(Entrant::new(ECHO, echo, || None));
+    }
+    both_modes(plan, workload, 1, &entrants, rows).await;
+    if let Some(ours) = ours {
+        // Served and cached: the owner holds every key asked for.
+        let cached = ours.node(1).stats().main_cache.entries;
+        for row in rows
+            .iter_mut()
+            .rev()
+            .filter(|r| r.contender == OURS)
+            .take(2)
+        {
+            row.note
+                .push_str(&format!("owner's main cache holds {cached} values"));
+        }
+    }
 }
 
 pub(crate) fn size_name(bytes: usize) -> String {
@@ -258,11 +254,14 @@ pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
         plan.stampede_callers,
         plan.stampede_loader.as_millis()
     );
-    let ours = Arc::new(Ours::start(&setup).await);
-    rows.push(stampede_rounds(plan, &workload, OURS, &ours).await);
-    drop(ours);
-    let published = Arc::new(Published::start(&setup).await);
-    rows.push(stampede_rounds(plan, &workload, PUBLISHED, &published).await);
+    if plan.wants(OURS) {
+        let ours = Arc::new(Ours::start(&setup).await);
+        rows.push(stampede_rounds(plan, &workload, OURS, &ours).await);
+    }
+    if plan.wants(PUBLISHED) {
+        let published = Arc::new(Published::start(&setup).await);
+        rows.push(stampede_rounds(plan, &workload, PUBLISHED, &published).await);
+    }
 }
 
 async fn stampede_rounds<C: Cluster>(
@@ -336,11 +335,14 @@ pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
         plan.zipf_loader.as_millis()
     );
     let draws = Arc::new(draws);
-    let ours = Arc::new(Ours::start(&setup).await);
-    rows.push(zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await);
-    drop(ours);
-    let published = Arc::new(Published::start(&setup).await);
-    rows.push(zipf_run(plan, &workload, PUBLISHED, &published, &draws, distinct).await);
+    if plan.wants(OURS) {
+        let ours = Arc::new(Ours::start(&setup).await);
+        rows.push(zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await);
+    }
+    if plan.wants(PUBLISHED) {
+        let published = Arc::new(Published::start(&setup).await);
+        rows.push(zipf_run(plan, &workload, PUBLISHED, &published, &draws, distinct).await);
+    }
 }
 
 fn zipf_keys(plan: &Plan) -> Vec<String> {
