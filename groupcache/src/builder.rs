@@ -8,11 +8,12 @@ use crate::codec::{Codec, Postcard};
 use crate::flight::FlightGroup;
 use crate::handle::{Groupcache, Inner};
 use crate::peer::client::ChannelConfig;
+use crate::peer::token::AcceptedTokens;
 use crate::promotion::{HotCachePolicy, PromoteOneIn};
 use crate::ring::DEFAULT_VNODES;
 use crate::routing::Routing;
 use crate::stats::Counters;
-use crate::{GroupcachePeer, LazyConnector, PeerConnector, ValueLoader};
+use crate::{GroupcachePeer, LazyConnector, PeerConnector, PeerToken, ValueLoader};
 
 /// Default main cache capacity: 64 MiB of encoded values and keys.
 pub const DEFAULT_MAIN_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
@@ -29,6 +30,9 @@ pub const DEFAULT_VIRTUAL_NODES: usize = crate::ring::DEFAULT_VNODES;
 /// Default maximum encoded value size: 8 MiB.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 8 * 1024 * 1024;
 
+/// Default limit of concurrent requests on one peer connection (HTTP/2 streams): 1024.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
+
 /// Room for protobuf framing around the largest value in a gRPC message.
 const MESSAGE_OVERHEAD: usize = 1024;
 
@@ -37,6 +41,11 @@ const MESSAGE_OVERHEAD: usize = 1024;
 pub(crate) struct Config {
     pub(crate) max_key_len: usize,
     pub(crate) max_value_size: usize,
+    /// Tokens the peer service accepts; none means no check.
+    pub(crate) accepted_tokens: AcceptedTokens,
+    pub(crate) max_concurrent_streams: u32,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::PeerTls>,
 }
 
 impl Config {
@@ -72,6 +81,11 @@ pub struct GroupcacheBuilder<V> {
     max_value_size: usize,
     vnodes: usize,
     connector: Arc<dyn PeerConnector>,
+    token: Option<PeerToken>,
+    also_accepted: Vec<PeerToken>,
+    max_concurrent_streams: u32,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::PeerTls>,
     backend: CacheBackend,
 }
 
@@ -95,6 +109,11 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             vnodes: DEFAULT_VNODES,
             connector: Arc::new(LazyConnector),
+            token: None,
+            also_accepted: Vec::new(),
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            #[cfg(feature = "tls")]
+            tls: None,
             backend: CacheBackend::default(),
         }
     }
@@ -220,6 +239,56 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         self
     }
 
+    /// The shared secret this peer sends with every peer request, and which its own service
+    /// then requires from every peer. Default: none (no token sent or checked).
+    ///
+    /// A request without an accepted token is refused with `Unauthenticated` before any work;
+    /// the asking peer returns that as [`ErrorKind::Unauthenticated`](crate::ErrorKind) to its
+    /// caller (counted in [`Stats::auth_failures`](crate::Stats::auth_failures)), never
+    /// falling back to a local load, since a misconfigured cluster should fail loudly.
+    ///
+    /// To rotate the secret without downtime, in three rolling deploys: every peer sends the
+    /// old token and also accepts the new one; every peer sends the new one and accepts the
+    /// old one; every peer sends and accepts only the new one.
+    pub fn peer_token(mut self, token: PeerToken) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// Another token this peer's service accepts, besides its own
+    /// ([`peer_token`](Self::peer_token)): for rotating the secret. May be called several
+    /// times. Accepting tokens without sending one is allowed (a peer that only serves).
+    pub fn accept_peer_token(mut self, token: PeerToken) -> Self {
+        self.also_accepted.push(token);
+        self
+    }
+
+    /// Most requests one peer connection may have open at once (HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`), applied by
+    /// [`Groupcache::server_builder`]. A peer sending more waits for a request to finish; it is
+    /// not refused. Default: [`DEFAULT_MAX_CONCURRENT_STREAMS`] (1024).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero.
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        assert!(n > 0, "max_concurrent_streams must be greater than zero");
+        self.max_concurrent_streams = n;
+        self
+    }
+
+    /// TLS for links between peers, both ways (feature `tls`). Default: none, plaintext
+    /// `http`, fine on loopback or inside a trusted network.
+    ///
+    /// This peer then connects to others over `https`, verifying their certificates, and
+    /// [`Groupcache::server_builder`] serves TLS. Every peer of a cluster needs TLS once one
+    /// has it: a plaintext peer cannot talk to a TLS one.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::PeerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The cache implementation behind the main and hot caches. Default:
     /// [`CacheBackend::QuickCache`], whose hits cost a fraction of moka's; see
     /// [`CacheBackend`] for what each keeps when full.
@@ -245,15 +314,28 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
     /// Builds the cache. Its ring is empty: until [`Groupcache::set_peers`] is called, every key
     /// is loaded locally.
     pub fn build(self) -> Groupcache<V> {
+        let accepted: Vec<PeerToken> = self
+            .token
+            .iter()
+            .chain(&self.also_accepted)
+            .cloned()
+            .collect();
         let config = Config {
             max_key_len: self.max_key_len,
             max_value_size: self.max_value_size,
+            accepted_tokens: AcceptedTokens::new(accepted),
+            max_concurrent_streams: self.max_concurrent_streams,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
         };
         let channel = ChannelConfig {
             connect_timeout: self.connect_timeout.min(self.peer_timeout),
             request_timeout: self.peer_timeout,
             max_request_size: config.max_request_size(),
             max_reply_size: config.max_reply_size(),
+            token: self.token,
+            #[cfg(feature = "tls")]
+            tls: self.tls,
         };
         let hot_capacity = self.hot_capacity.unwrap_or(self.main_capacity / 8);
         // The heaviest entry a tier must be able to keep: a key and a value at their limits.
@@ -281,7 +363,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             loads: Arc::new(FlightGroup::new()),
             routing,
             config,
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
         })
     }
 }
@@ -301,6 +383,9 @@ impl<V> std::fmt::Debug for GroupcacheBuilder<V> {
             .field("max_value_size", &self.max_value_size)
             .field("virtual_nodes", &self.vnodes)
             .field("connector", &self.connector)
+            .field("peer_token", &self.token)
+            .field("accepted_peer_tokens", &self.also_accepted.len())
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("cache_backend", &self.backend)
             .finish_non_exhaustive()
     }

@@ -43,7 +43,8 @@ pub(crate) struct Inner<V> {
     pub(crate) loads: Arc<FlightGroup<Arc<Entry<V>>>>,
     pub(crate) routing: Routing,
     pub(crate) config: Config,
-    pub(crate) counters: Counters,
+    /// Shared with the peer service, which counts the requests it refuses.
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<V> Clone for Groupcache<V> {
@@ -93,8 +94,8 @@ where
     ///     .peer_timeout(Duration::from_millis(500))
     ///     .build();
     /// tokio::spawn(
-    ///     tonic::transport::Server::builder()
-    ///         .tcp_nodelay(true)
+    ///     cache
+    ///         .server_builder()?
     ///         .add_service(cache.grpc_service())
     ///         .serve(me),
     /// );
@@ -225,7 +226,9 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     }
 
     /// The gRPC service through which other peers fetch from this one. Mount it in your tonic
-    /// server; the library never binds a port.
+    /// server, ideally one from [`server_builder`](Self::server_builder); the library never
+    /// binds a port. It checks the peer token (if one is configured) and the content type of
+    /// every request before reading its body.
     pub fn grpc_service(&self) -> GroupcacheService<V> {
         GroupcacheService::new(Arc::clone(&self.inner))
     }

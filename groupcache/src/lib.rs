@@ -85,11 +85,13 @@ mod promotion;
 mod ring;
 mod routing;
 mod stats;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use builder::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOT_CACHE_TTL, DEFAULT_MAIN_CACHE_CAPACITY,
-    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES,
-    GroupcacheBuilder,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES, GroupcacheBuilder,
 };
 pub use cache::CacheBackend;
 #[cfg(feature = "bincode")]
@@ -101,8 +103,11 @@ pub use loader::{NotFound, ValueLoader};
 pub use peer::GroupcachePeer;
 pub use peer::connector::{LazyConnector, PeerConnector};
 pub use peer::server::GroupcacheService;
+pub use peer::token::{MAX_PEER_TOKEN_LEN, PeerToken};
 pub use promotion::{HotCachePolicy, PromoteOneIn};
 pub use stats::{Stats, TierStats};
+#[cfg(feature = "tls")]
+pub use tls::{PeerTls, TLS_HANDSHAKE_TIMEOUT};
 
 /// Re-exported so that loaders can be written as `#[groupcache::async_trait]` without a
 /// direct dependency.

@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod connector;
 pub(crate) mod server;
 pub(crate) mod status;
+pub(crate) mod token;
 
 use std::fmt;
 use std::net::SocketAddr;

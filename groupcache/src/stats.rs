@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub(crate) server_requests: AtomicU64,
     pub(crate) removes: AtomicU64,
     pub(crate) rejected_keys: AtomicU64,
+    pub(crate) unauthenticated_requests: AtomicU64,
 }
 
 impl Counters {
@@ -44,6 +45,7 @@ impl Counters {
             server_requests: read(&self.server_requests),
             removes: read(&self.removes),
             rejected_keys: read(&self.rejected_keys),
+            unauthenticated_requests: read(&self.unauthenticated_requests),
             main_cache: TierStats::default(),
             hot_cache: TierStats::default(),
         }
@@ -88,7 +90,8 @@ pub struct Stats {
     /// local load may be shared with other callers (or find the value cached), so this can
     /// exceed the loader calls it caused.
     pub fallback_loads: u64,
-    /// Peer RPCs refused with `Unauthenticated` (a configuration error; never bypassed).
+    /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
+    /// error; never bypassed by a local load).
     pub auth_failures: u64,
     /// `Get` and `Remove` requests received from other peers.
     pub server_requests: u64,
@@ -96,6 +99,10 @@ pub struct Stats {
     pub removes: u64,
     /// Keys refused before any work because they exceed the maximum key length.
     pub rejected_keys: u64,
+    /// Requests from other peers that this peer's service refused before any work, for a
+    /// missing or unaccepted peer token ([`PeerToken`](crate::PeerToken)). Anything but zero
+    /// means a misconfigured peer or someone probing the port.
+    pub unauthenticated_requests: u64,
     /// The main cache: values this peer owns.
     pub main_cache: TierStats,
     /// The hot cache: copies of values owned by other peers.

@@ -16,6 +16,9 @@ use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader}
 use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 
+pub mod fuzz_harness;
+pub mod grpc_frames;
+pub mod pki;
 pub mod sim;
 
 /// Upper bound for any one test body: a hang fails instead of stalling CI.
@@ -415,7 +418,9 @@ async fn serve(
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let _ = ready_tx.send(());
-        let result = tonic::transport::Server::builder()
+        let result = cache
+            .server_builder()
+            .expect("the node's server settings")
             .add_service(cache.grpc_service())
             .serve_with_incoming(incoming)
             .await;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use groupcache::{Groupcache, PromoteOneIn};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::Args;
@@ -42,7 +41,8 @@ pub(crate) async fn start_peer(args: &Args, ledger: &Arc<Ledger>) -> Result<Peer
         .build();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(
-        Server::builder()
+        cache
+            .server_builder()?
             .add_service(cache.grpc_service())
             // A dropped sender stops the server too: an early return cannot leave it running.
             .serve_with_incoming_shutdown(incoming, async move {

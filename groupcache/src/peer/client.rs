@@ -10,12 +10,13 @@ use groupcache_pb::v1::{GetRequest, RemoveRequest};
 use tonic::transport::{Channel, Endpoint};
 
 use super::status::{PeerFailure, from_status};
+use super::token::{AUTHORIZATION, PeerToken};
 use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector};
 
 /// Interval of HTTP/2 pings on every peer connection, busy or idle.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// A connection whose ping is unanswered this long is closed and reopened on the next request.
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings every peer channel is opened with.
 #[derive(Debug, Clone)]
@@ -26,30 +27,32 @@ pub(crate) struct ChannelConfig {
     pub(crate) max_request_size: usize,
     /// Largest reply accepted: the maximum value size plus framing.
     pub(crate) max_reply_size: usize,
+    /// Sent with every request, if set.
+    pub(crate) token: Option<PeerToken>,
+    /// Connect over `https` with these settings, if set.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::PeerTls>,
 }
 
-/// A client for one peer. Cloning shares the channel (one HTTP/2 connection).
-#[derive(Debug, Clone)]
-pub(crate) struct PeerClient {
-    peer: GroupcachePeer,
-    client: GroupcacheClient<Channel>,
-    timeout: Duration,
-}
-
-impl PeerClient {
-    pub(crate) fn new(
-        peer: GroupcachePeer,
-        config: &ChannelConfig,
-        connector: &dyn PeerConnector,
-    ) -> Result<Self, Error> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", peer.addr()))
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "peer address is not a valid URI")
-                    .with_peer(&peer)
-                    .with_source(e.into())
-            })?
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
+impl ChannelConfig {
+    /// The endpoint of `peer` with every setting but the connector's.
+    fn endpoint(&self, peer: &GroupcachePeer) -> Result<Endpoint, Error> {
+        let invalid = |e: tonic::transport::Error| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot set up the peer endpoint: {e}"),
+            )
+            .with_peer(peer)
+            .with_source(e.into())
+        };
+        #[cfg(feature = "tls")]
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        #[cfg(not(feature = "tls"))]
+        let scheme = "http";
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{}", peer.addr()))
+            .map_err(invalid)?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
             // Without it, a 10 KiB reply can wait ~40 ms on Nagle's algorithm.
             .tcp_nodelay(true)
             // A connection that silently stops delivering (a peer gone without a reset, a
@@ -58,6 +61,32 @@ impl PeerClient {
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return endpoint
+                .tls_config(tls.client_config(self.connect_timeout))
+                .map_err(invalid);
+        }
+        Ok(endpoint)
+    }
+}
+
+/// A client for one peer. Cloning shares the channel (one HTTP/2 connection).
+#[derive(Debug, Clone)]
+pub(crate) struct PeerClient {
+    peer: GroupcachePeer,
+    client: GroupcacheClient<Channel>,
+    timeout: Duration,
+    token: Option<PeerToken>,
+}
+
+impl PeerClient {
+    pub(crate) fn new(
+        peer: GroupcachePeer,
+        config: &ChannelConfig,
+        connector: &dyn PeerConnector,
+    ) -> Result<Self, Error> {
+        let endpoint = config.endpoint(&peer)?;
         let channel = connector.connect(&peer, endpoint).map_err(|e| {
             Error::new(ErrorKind::Config, format!("cannot open a channel: {e}"))
                 .with_peer(&peer)
@@ -70,6 +99,7 @@ impl PeerClient {
             peer,
             client,
             timeout: config.request_timeout,
+            token: config.token.clone(),
         })
     }
 
@@ -79,12 +109,14 @@ impl PeerClient {
 
     /// Asks the peer for `key`'s encoded value.
     pub(crate) async fn get(&self, key: &str) -> Result<Bytes, PeerFailure> {
-        let mut request = tonic::Request::new(GetRequest {
-            key: key.to_owned(),
+        let call = retry_refused(key, &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(GetRequest {
+                key: key.to_owned(),
+            });
+            async move { client.get(request).await }
         });
-        request.set_timeout(self.timeout);
-        let mut client = self.client.clone();
-        match self.deadline(key, client.get(request)).await? {
+        match self.deadline(key, call).await? {
             Ok(response) => Ok(response.into_inner().value),
             Err(status) => Err(from_status(&status, key, &self.peer)),
         }
@@ -92,15 +124,29 @@ impl PeerClient {
 
     /// Asks the peer to drop `key` from its caches.
     pub(crate) async fn remove(&self, key: &str) -> Result<(), PeerFailure> {
-        let mut request = tonic::Request::new(RemoveRequest {
-            key: key.to_owned(),
+        let call = retry_refused(key, &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(RemoveRequest {
+                key: key.to_owned(),
+            });
+            async move { client.remove(request).await }
         });
-        request.set_timeout(self.timeout);
-        let mut client = self.client.clone();
-        match self.deadline(key, client.remove(request)).await? {
+        match self.deadline(key, call).await? {
             Ok(_) => Ok(()),
             Err(status) => Err(from_status(&status, key, &self.peer)),
         }
+    }
+
+    /// A request with this peer's deadline and token.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        if let Some(token) = &self.token {
+            request
+                .metadata_mut()
+                .insert(AUTHORIZATION, token.header().clone());
+        }
+        request
     }
 
     /// The endpoint's timeout covers the request once a connection exists; this hard deadline
@@ -130,5 +176,56 @@ impl PeerClient {
                 self.timeout
             ))),
         }
+    }
+}
+
+/// Sends a request, and sends it once more if the peer reset it with `REFUSED_STREAM`: HTTP/2
+/// guarantees such a request was not processed, so a retry is safe. This happens when a
+/// request is sent before the peer's connection settings (its stream limit) have been read,
+/// which would otherwise cost a needless fallback load.
+async fn retry_refused<T, F, Fut>(
+    key: &str,
+    peer: &GroupcachePeer,
+    mut send: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    match send().await {
+        Err(status) if refused_before_processing(&status) => {
+            tracing::debug!(key = %key, peer = %peer, "request refused by HTTP/2 flow control; sending it again");
+            send().await
+        }
+        other => other,
+    }
+}
+
+/// Whether the status comes from an HTTP/2 `REFUSED_STREAM` reset.
+fn refused_before_processing(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_stream_is_retried() {
+        let refused =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
+        assert!(refused_before_processing(&refused), "{refused:?}");
+        let cancelled = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
+        assert!(!refused_before_processing(&cancelled));
+        assert!(!refused_before_processing(&tonic::Status::unavailable(
+            "down"
+        )));
     }
 }

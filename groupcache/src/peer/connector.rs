@@ -17,8 +17,10 @@ use crate::{BoxError, GroupcachePeer};
 /// The default, [`LazyConnector`], connects on first use. Replace it to route through a proxy,
 /// to tune the endpoint, or to connect over a transport of your own
 /// ([`Endpoint::connect_with_connector_lazy`]; the simulation tests run the cluster over
-/// turmoil this way). The endpoint's URI is `http://` + the peer's address: TLS settings added
-/// here would be ignored, since tonic applies them to `https` URIs only.
+/// turmoil this way). The endpoint's URI is `http://` + the peer's address, or `https://` with
+/// TLS already configured when [`GroupcacheBuilder::tls`](crate::GroupcacheBuilder::tls) is set
+/// (feature `tls`); use that rather than adding TLS here, since tonic applies TLS settings to
+/// `https` URIs only.
 ///
 /// ```
 /// use groupcache::{BoxError, GroupcachePeer, PeerConnector};

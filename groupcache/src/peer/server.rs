@@ -11,8 +11,16 @@ use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
+use tonic::transport::Server;
+
+use super::client::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
 use super::status::to_status;
+use super::token::{AUTHORIZATION, AcceptedTokens};
+#[cfg(feature = "tls")]
+use crate::ErrorKind;
 use crate::handle::Inner;
+use crate::stats::Counters;
+use crate::{Error, Groupcache};
 
 /// The request handler: validates, then answers from this peer's caches or its loader.
 struct PeerHandler<V> {
@@ -58,16 +66,66 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
 /// `TcpIncoming::with_nodelay`): without it, replies can wait ~40 ms on Nagle's algorithm.
 pub struct GroupcacheService<V> {
     server: GroupcacheServer<PeerHandler<V>>,
+    /// Checked before a request reaches the handler, or even has its body read.
+    gate: Arc<Gate>,
+}
+
+/// What every request must show before any work is done for it.
+#[derive(Debug)]
+struct Gate {
+    tokens: AcceptedTokens,
+    /// Where refusals are counted: the owning handle's counters.
+    counters: Arc<Counters>,
+}
+
+impl Gate {
+    /// The response refusing `request`, or `None` to let it through.
+    fn refuse<B>(&self, request: &http::Request<B>) -> Option<http::Response<Body>> {
+        let content_type = request.headers().get(http::header::CONTENT_TYPE);
+        if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+            // As the gRPC spec asks: a plain HTTP status, so that no HTTP client mistakes it for
+            // a success, plus a gRPC status for gRPC clients.
+            let mut response = Status::invalid_argument(
+                "content-type must be application/grpc: this is a groupcache peer's gRPC service",
+            )
+            .into_http::<Body>();
+            *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Some(response);
+        }
+        if !self.tokens.is_required() {
+            return None;
+        }
+        let refusal = self
+            .tokens
+            .check(request.headers().get(AUTHORIZATION))
+            .err()?;
+        Counters::bump(&self.counters.unauthenticated_requests);
+        let remote = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr());
+        tracing::debug!(
+            remote = ?remote,
+            path = %request.uri().path(),
+            reason = refusal.message(),
+            "refused a peer request"
+        );
+        Some(Status::unauthenticated(refusal.message()).into_http())
+    }
 }
 
 impl<V: Clone + Send + Sync + 'static> GroupcacheService<V> {
     pub(crate) fn new(inner: Arc<Inner<V>>) -> Self {
         let requests = inner.config.max_request_size();
         let replies = inner.config.max_reply_size();
+        let gate = Arc::new(Gate {
+            tokens: inner.config.accepted_tokens.clone(),
+            counters: Arc::clone(&inner.counters),
+        });
         let server = GroupcacheServer::new(PeerHandler { inner })
             .max_decoding_message_size(requests)
             .max_encoding_message_size(replies);
-        GroupcacheService { server }
+        GroupcacheService { server, gate }
     }
 }
 
@@ -75,6 +133,7 @@ impl<V> Clone for GroupcacheService<V> {
     fn clone(&self) -> Self {
         GroupcacheService {
             server: self.server.clone(),
+            gate: Arc::clone(&self.gate),
         }
     }
 }
@@ -101,7 +160,62 @@ impl<V: Clone + Send + Sync + 'static> tower_service::Service<http::Request<Body
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if let Some(refusal) = self.gate.refuse(&request) {
+            return Box::pin(std::future::ready(Ok(refusal)));
+        }
         self.server.call(request)
+    }
+}
+
+/// Largest header block a peer's request may carry: 16 KiB (a peer token is at most 4 KiB).
+const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
+impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
+    /// A tonic server builder set up for peer traffic: `TCP_NODELAY`, HTTP/2 keep-alive pings,
+    /// at most [`max_concurrent_streams`](crate::GroupcacheBuilder::max_concurrent_streams)
+    /// requests per connection, headers up to 16 KiB, and TLS when
+    /// [`GroupcacheBuilder::tls`](crate::GroupcacheBuilder::tls) is set (feature `tls`).
+    ///
+    /// Add [`grpc_service`](Self::grpc_service) and your own services to it, then serve. If you
+    /// build your server yourself instead, set the same: without `TCP_NODELAY` replies can
+    /// wait ~40 ms on Nagle's algorithm, and without TLS a TLS cluster cannot reach this peer.
+    ///
+    /// ```
+    /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let incoming = tonic::transport::server::TcpIncoming::bind(cache.addr())?;
+    /// cache
+    ///     .server_builder()?
+    ///     .add_service(cache.grpc_service())
+    ///     .serve_with_incoming(incoming)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn server_builder(&self) -> Result<Server, Error> {
+        let config = &self.inner().config;
+        let server = Server::builder()
+            .tcp_nodelay(true)
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+            .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            let Some(tls) = tls.server_config() else {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "this peer has TLS settings but no certificate to serve with; \
+                     add one with PeerTls::identity",
+                ));
+            };
+            return server.tls_config(tls).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot set up the peer service's TLS: {e}"),
+                )
+                .with_source(e.into())
+            });
+        }
+        Ok(server)
     }
 }
 

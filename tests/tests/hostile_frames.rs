@@ -1,0 +1,137 @@
+//! Hand-built malformed gRPC requests, straight to a peer's service over one HTTP/2
+//! connection: each gets an error status, the loader is never called, and the same server
+//! answers the next valid request on the same connection.
+
+use bytes::Bytes;
+use groupcache_pb::v1::{GetRequest, GetResponse};
+use groupcache_tests::grpc_frames::{RawReply, body, frame, message_frame};
+use groupcache_tests::{TestCluster, value_of, within_limit};
+use prost::Message;
+use tonic::Code;
+use tonic::transport::Channel;
+use tower::ServiceExt;
+
+const GET: &str = "/groupcache.v1.Groupcache/Get";
+
+async fn send(channel: &Channel, content_type: &str, bytes: Bytes) -> RawReply {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(GET)
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(body(bytes))
+        .unwrap();
+    let response = channel
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("an HTTP response");
+    RawReply::read(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
+    within_limit(async {
+        let cluster = TestCluster::start(1).await;
+        let channel = Channel::from_shared(format!("http://{}", cluster.addr(0)))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let valid = GetRequest { key: "fine".into() };
+        let grpc = "application/grpc";
+
+        let cases: Vec<(&str, &str, Bytes, Option<Code>)> = vec![
+            (
+                "garbage body",
+                grpc,
+                frame(0, 8, &[0xff; 8]),
+                Some(Code::Internal),
+            ),
+            (
+                "length prefix larger than the body",
+                grpc,
+                frame(0, 100, &valid.encode_to_vec()),
+                Some(Code::Internal),
+            ),
+            (
+                "declared 4 GiB length",
+                grpc,
+                frame(0, u32::MAX, b"0123456789abcdef"),
+                Some(Code::OutOfRange),
+            ),
+            (
+                "compressed flag without an encoding",
+                grpc,
+                frame(1, valid.encoded_len() as u32, &valid.encode_to_vec()),
+                Some(Code::Internal),
+            ),
+            (
+                "an invalid compressed flag",
+                grpc,
+                frame(7, 0, &[]),
+                Some(Code::Internal),
+            ),
+            (
+                "half a frame header",
+                grpc,
+                Bytes::from_static(&[0, 0, 0]),
+                Some(Code::Internal),
+            ),
+            ("empty body", grpc, Bytes::new(), Some(Code::Internal)),
+            (
+                "wrong content type",
+                "application/json",
+                message_frame(&valid),
+                None,
+            ),
+            (
+                "no grpc content type at all",
+                "text/plain",
+                Bytes::from_static(b"GET me"),
+                None,
+            ),
+        ];
+        for (case, content_type, bytes, code) in cases {
+            let reply = send(&channel, content_type, bytes).await;
+            assert!(reply.is_error(), "{case}: {reply:?}");
+            match code {
+                Some(code) => assert_eq!(reply.grpc_status, Some(code as i32), "{case}: {reply:?}"),
+                None => {
+                    assert_eq!(
+                        reply.http,
+                        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "{case}"
+                    );
+                    assert!(
+                        reply.grpc_message.contains("application%2Fgrpc")
+                            || reply.grpc_message.contains("application/grpc"),
+                        "{case}: {reply:?}"
+                    );
+                }
+            }
+            assert!(reply.data.is_empty(), "{case}: no value leaks: {reply:?}");
+
+            // The next valid request, on the same connection, is served.
+            let ok = send(&channel, grpc, message_frame(&valid)).await;
+            assert_eq!(ok.grpc_status, Some(0), "after {case}: {ok:?}");
+            let reply = GetResponse::decode(&ok.data[5..]).expect("a well-formed reply");
+            let value: String = postcard_decode(&reply.value);
+            assert_eq!(value, value_of("fine", 1), "after {case}");
+        }
+        assert_eq!(
+            cluster.loader.total_loads_on(0),
+            1,
+            "only the valid key was ever loaded"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+fn postcard_decode(bytes: &[u8]) -> String {
+    use groupcache::Codec;
+    groupcache::Postcard
+        .decode(bytes.to_vec().into())
+        .expect("a well-formed value")
+}

@@ -1,0 +1,194 @@
+//! Key and value limits at the exact boundary and one past it, through a real cluster, and
+//! values of tens of MiB when the limit allows them.
+
+use groupcache::ErrorKind;
+use groupcache_tests::{Script, TestCluster, within_limit};
+
+const MAX_KEY: usize = 100;
+const MAX_VALUE: usize = 1000;
+
+/// A key of exactly `len` bytes owned by node `owner`.
+fn key_of_len(cluster: &TestCluster, owner: usize, len: usize) -> String {
+    (0..)
+        .map(|i| {
+            let prefix = format!("{i}-");
+            format!("{prefix}{}", "k".repeat(len - prefix.len()))
+        })
+        .find(|k| cluster.owner_of(k) == owner)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_at_the_limit_is_served_and_one_byte_more_is_refused_before_any_rpc() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |_, b| b.max_key_len(MAX_KEY)).await;
+        let at_limit = key_of_len(&cluster, 1, MAX_KEY);
+        assert_eq!(
+            cluster.node(0).get(&at_limit).await.unwrap(),
+            cluster.loader.expected(&at_limit)
+        );
+        assert_eq!(
+            cluster.node(0).stats().peer_loads,
+            1,
+            "fetched from its owner"
+        );
+
+        let past = key_of_len(&cluster, 1, MAX_KEY + 1);
+        let err = cluster.node(0).get(&past).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyTooLong, "{err:?}");
+        assert!(err.to_string().contains("101 bytes exceeds"), "{err}");
+        assert!(
+            err.to_string().contains("max_key_len"),
+            "says what to change: {err}"
+        );
+        let err = cluster.node(1).get(&past).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyTooLong, "also on its owner");
+
+        assert_eq!(cluster.node(0).stats().rejected_keys, 1);
+        assert_eq!(
+            cluster.node(1).stats().server_requests,
+            1,
+            "only the key at the limit"
+        );
+        assert_eq!(cluster.loader.loads(&past), 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_at_the_limit_is_served_and_one_byte_more_is_refused_and_not_cached() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |_, b| b.max_value_size(MAX_VALUE)).await;
+        // Postcard puts a 2-byte length in front of a string of 128 to 16383 bytes.
+        let at_limit = cluster.key_owned_by(1, "at-limit");
+        cluster
+            .loader
+            .script(&at_limit, Script::Size(MAX_VALUE - 2));
+        let value = cluster.node(0).get(&at_limit).await.unwrap();
+        assert_eq!(value.len(), MAX_VALUE - 2);
+        assert_eq!(cluster.node(0).stats().peer_loads, 1);
+
+        let past = cluster.key_owned_by(1, "past-limit");
+        cluster.loader.script(&past, Script::Size(MAX_VALUE - 1));
+        for attempt in 1..=2 {
+            let err = cluster.node(0).get(&past).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueTooLarge, "{err:?}");
+            assert!(
+                err.to_string()
+                    .contains("1001 bytes exceeds the maximum value size of 1000"),
+                "{err}"
+            );
+            assert_eq!(
+                cluster.loader.loads_on(1, &past),
+                attempt,
+                "not cached: each get loads again on the owner"
+            );
+        }
+        let stats = cluster.node(0).stats();
+        assert_eq!(stats.fallback_loads, 0, "the owner's answer, not an outage");
+        assert_eq!(stats.peer_errors, 0);
+        assert_eq!(
+            cluster.loader.loads_on(0, &past),
+            0,
+            "never loaded by the asker"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_of_tens_of_mib_work_when_configured() {
+    within_limit(async {
+        const BIG: usize = 32 * 1024 * 1024;
+        let cluster = TestCluster::start_with(2, |_, b| {
+            b.max_value_size(BIG + 16)
+                .main_cache_capacity(4 * BIG as u64)
+        })
+        .await;
+        let key = cluster.key_owned_by(1, "big");
+        cluster.loader.script(&key, Script::Size(BIG));
+        let value = cluster.node(0).get(&key).await.unwrap();
+        assert_eq!(value.len(), BIG);
+        assert_eq!(cluster.node(0).stats().peer_loads, 1, "32 MiB over one RPC");
+        // Cached on its owner: a second asker is answered without another load.
+        let again = cluster.node(0).get(&key).await.unwrap();
+        assert_eq!(again.len(), BIG);
+        assert_eq!(cluster.loader.loads(&key), 1);
+        assert!(cluster.node(1).stats().main_cache.weighted_bytes >= BIG as u64);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asker_with_a_smaller_value_limit_gets_a_clear_error_not_a_second_load() {
+    within_limit(async {
+        const VALUE: usize = 64 * 1024;
+        let cluster = TestCluster::start_with(2, |i, b| {
+            // Node 0 is misconfigured: its limit is below what its peer serves.
+            b.max_value_size(if i == 0 { 4 * 1024 } else { 1024 * 1024 })
+        })
+        .await;
+        let key = cluster.key_owned_by(1, "mismatch");
+        cluster.loader.script(&key, Script::Size(VALUE));
+        let err = cluster.node(0).get(&key).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueTooLarge, "{err:?}");
+        assert!(err.to_string().contains("same max_value_size"), "{err}");
+        assert_eq!(cluster.loader.loads_on(0, &key), 0, "no local load");
+        assert_eq!(cluster.node(0).stats().fallback_loads, 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_builder_limits_concurrent_requests_per_connection() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("groupcache=debug")
+        .try_init();
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |_, b| {
+            b.max_concurrent_streams(1)
+                .peer_timeout(std::time::Duration::from_secs(30))
+        })
+        .await;
+        let first = cluster.key_owned_by(1, "first");
+        let second = cluster.key_owned_by(1, "second");
+        cluster.loader.script(&first, Script::Gate);
+        let a = groupcache_tests::spawn_get(cluster.node(0), &first);
+        groupcache_tests::wait_until("the first request is loading on the owner", || {
+            cluster.loader.loads_on(1, &first) == 1
+        })
+        .await;
+        let b = groupcache_tests::spawn_get(cluster.node(0), &second);
+        // The one stream the owner allows is taken: the second request waits in the asker's
+        // HTTP/2 connection and does not reach the owner. A negative needs a window to be
+        // observed in; 300 ms is far longer than a loopback request takes.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            cluster.node(1).stats().server_requests,
+            1,
+            "one request at a time"
+        );
+        assert_eq!(
+            cluster.loader.loads(&second),
+            0,
+            "{:?}",
+            cluster.node(0).stats()
+        );
+        cluster.loader.release();
+        assert_eq!(a.await.unwrap().unwrap(), cluster.loader.expected(&first));
+        assert_eq!(b.await.unwrap().unwrap(), cluster.loader.expected(&second));
+        let stats = cluster.node(0).stats();
+        assert_eq!(
+            stats.peer_loads, 2,
+            "both were served by the owner, in turn"
+        );
+        assert_eq!(stats.fallback_loads, 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
