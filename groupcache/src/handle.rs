@@ -166,14 +166,14 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     /// If called outside a tokio runtime: loads run as tokio tasks.
     pub async fn get(&self, key: &str) -> Result<V, Error> {
         let inner = &self.inner;
-        Counters::bump(&inner.counters.gets);
+        inner.counters.gets.bump();
         inner.check_key(key)?;
         if let Some(entry) = inner.hot.get(key) {
-            Counters::bump(&inner.counters.hot_hits);
+            inner.counters.hot_hits.bump();
             return Ok(entry.value.clone());
         }
         if let Some(entry) = inner.main.get(key) {
-            Counters::bump(&inner.counters.main_hits);
+            inner.counters.main_hits.bump();
             return Ok(entry.value.clone());
         }
         Counters::bump(&inner.counters.loads);

@@ -1,13 +1,18 @@
 //! Counters: what this peer did, as relaxed atomics (no locks on the hot path).
 
+mod striped;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub(crate) use self::striped::StripedCounter;
 
 /// The live counters, one set per [`Groupcache`](crate::Groupcache).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) gets: AtomicU64,
-    pub(crate) hot_hits: AtomicU64,
-    pub(crate) main_hits: AtomicU64,
+    /// Bumped on every `get`, hits included: striped so cores do not contend on it.
+    pub(crate) gets: StripedCounter,
+    pub(crate) hot_hits: StripedCounter,
+    pub(crate) main_hits: StripedCounter,
     pub(crate) loads: AtomicU64,
     pub(crate) loads_deduped: AtomicU64,
     pub(crate) local_loads: AtomicU64,
@@ -31,9 +36,9 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> Stats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            gets: read(&self.gets),
-            hot_hits: read(&self.hot_hits),
-            main_hits: read(&self.main_hits),
+            gets: self.gets.read(),
+            hot_hits: self.hot_hits.read(),
+            main_hits: self.main_hits.read(),
             loads: read(&self.loads),
             loads_deduped: read(&self.loads_deduped),
             local_loads: read(&self.local_loads),

@@ -10,6 +10,7 @@
 
 mod cluster;
 mod echo;
+mod fanout;
 mod floors;
 mod measure;
 mod ours;
@@ -45,7 +46,7 @@ struct Args {
     /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf").
     #[arg(long)]
     only: Option<String>,
-    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap).
+    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap, fan-out).
     #[arg(long, value_name = "NAMES")]
     contenders: Option<String>,
     /// Tokio worker threads (default: one per core).

@@ -14,6 +14,7 @@ pub(crate) const ECHO: &str = "tonic echo";
 pub(crate) const MOKA: &str = "moka get";
 pub(crate) const QUICK: &str = "quick_cache get";
 pub(crate) const MAP: &str = "HashMap get+clone";
+pub(crate) const FANOUT: &str = "tokio fan-out";
 
 /// One figure.
 #[derive(Debug)]

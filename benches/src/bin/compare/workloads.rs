@@ -17,12 +17,14 @@ use serde_json::json;
 
 use crate::cluster::{Cluster, Setup, keys_owned_by};
 use crate::echo::EchoPair;
+use crate::fanout::FanOut;
 use crate::floors::{MapGet, MokaGet, QuickGet};
 use crate::measure::{self, Budget, Op, Sample};
 use crate::ours::Ours;
 use crate::published::Published;
-use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+use crate::report::{ECHO, FANOUT, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
 use crate::rounds::{self, Entrant, Mode};
+use crate::source::Source;
 
 /// What a run does: how long each figure takes and how big the fixed-size workloads are.
 #[derive(Debug, Clone, Copy)]
@@ -261,6 +263,11 @@ pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
     if plan.wants(PUBLISHED) {
         let published = Arc::new(Published::start(&setup).await);
         rows.push(stampede_rounds(plan, &workload, PUBLISHED, &published).await);
+    }
+    if plan.wants(FANOUT) {
+        let source = Source::new(1, setup.value_size, setup.loader_delay);
+        let floor = Arc::new(FanOut::new(source));
+        rows.push(stampede_rounds(plan, &workload, FANOUT, &floor).await);
     }
 }
 
