@@ -18,7 +18,9 @@ mod published;
 mod report;
 mod rounds;
 mod source;
+mod stampede;
 mod workloads;
+mod zipf;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -111,11 +113,11 @@ fn main() {
         }
         if wanted("stampede") {
             eprintln!("[{:>5.1}s] stampede", started.elapsed().as_secs_f64());
-            workloads::stampede(&plan, &mut rows).await;
+            stampede::stampede(&plan, &mut rows).await;
         }
         if wanted("Zipf") {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
-            workloads::zipf(&plan, &mut rows).await;
+            zipf::zipf(&plan, &mut rows).await;
         }
     });
     let total = started.elapsed();

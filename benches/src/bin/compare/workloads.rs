@@ -1,30 +1,21 @@
-//! The workloads, each run against every contender that can run it, in this order: local hit,
-//! remote hit (3 sizes, sequential and 64 in flight), an 8 MiB value, the stampede, the Zipf
-//! mix. Each starts its clusters fresh and stops them when done.
+//! What a run does (`Plan`), and the workloads measured in rounds: local hit, remote hit (3
+//! sizes and 8 MiB, sequential and 64 in flight). The stampede and the Zipf mix have files of
+//! their own. Each workload starts its clusters fresh and stops them when done.
 
-use std::collections::HashSet;
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
-use rand_distr::{Distribution, Zipf};
-use serde_json::json;
 
 use crate::cluster::{Cluster, Setup, keys_owned_by};
 use crate::echo::EchoPair;
-use crate::fanout::FanOut;
 use crate::floors::{MapGet, MokaGet, QuickGet};
-use crate::measure::{self, Budget, Op, Sample};
+use crate::measure::{Budget, Op};
 use crate::ours::Ours;
 use crate::published::Published;
-use crate::report::{ECHO, FANOUT, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
 use crate::rounds::{self, Entrant, Mode};
-use crate::source::Source;
 
 /// What a run does: how long each figure takes and how big the fixed-size workloads are.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +38,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Whether `contender` runs in this plan.
-    fn wants(&self, contender: &str) -> bool {
+    pub(crate) fn wants(&self, contender: &str) -> bool {
         self.contenders
             .is_none_or(|list| list.split(',').any(|c| contender.contains(c.trim())))
     }
@@ -237,182 +228,4 @@ pub(crate) fn size_name(bytes: usize) -> String {
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
-}
-
-// ===== stampede =====
-
-/// `stampede_callers` callers ask for one cold key at once, spread over 3 peers; the loader
-/// takes `stampede_loader`. Each round uses a fresh key.
-pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
-    let setup = Setup {
-        nodes: 3,
-        value_size: 100,
-        loader_delay: Some(plan.stampede_loader),
-        hot_cache: true,
-        max_value: 100,
-    };
-    let workload = format!(
-        "stampede {} callers, 3 peers, {} ms loader",
-        plan.stampede_callers,
-        plan.stampede_loader.as_millis()
-    );
-    if plan.wants(OURS) {
-        let ours = Arc::new(Ours::start(&setup).await);
-        rows.push(stampede_rounds(plan, &workload, OURS, &ours).await);
-    }
-    if plan.wants(PUBLISHED) {
-        let published = Arc::new(Published::start(&setup).await);
-        rows.push(stampede_rounds(plan, &workload, PUBLISHED, &published).await);
-    }
-    if plan.wants(FANOUT) {
-        let source = Source::new(1, setup.value_size, setup.loader_delay);
-        let floor = Arc::new(FanOut::new(source));
-        rows.push(stampede_rounds(plan, &workload, FANOUT, &floor).await);
-    }
-}
-
-async fn stampede_rounds<C: Cluster>(
-    plan: &Plan,
-    workload: &str,
-    contender: &'static str,
-    cluster: &Arc<C>,
-) -> Row {
-    let mut latencies = Vec::new();
-    let mut per_round_loads = Vec::new();
-    let mut walls = Vec::new();
-    let mut errors = 0;
-    let mut elapsed = Duration::ZERO;
-    for round in 0..plan.stampede_rounds {
-        let key = Arc::new(format!("stampede-{round}"));
-        let before = cluster.source().total_loads();
-        let started = Instant::now();
-        let callers: Vec<_> = (0..plan.stampede_callers)
-            .map(|i| {
-                let cluster = Arc::clone(cluster);
-                let key = Arc::clone(&key);
-                tokio::spawn(async move {
-                    let asked = Instant::now();
-                    let result = cluster.get(i % 3, &key).await;
-                    (asked.elapsed(), result.is_ok())
-                })
-            })
-            .collect();
-        for caller in callers {
-            let (latency, ok) = caller.await.expect("stampede caller panicked");
-            latencies.push(latency.as_nanos() as u64);
-            errors += u64::from(!ok);
-        }
-        let wall = started.elapsed();
-        elapsed += wall;
-        walls.push(wall);
-        per_round_loads.push(cluster.source().total_loads() - before);
-    }
-    let sample = measure::from_latencies(&latencies, elapsed, errors);
-    let worst = walls.iter().max().copied().unwrap_or_default();
-    Row::new(workload, contender, sample)
-        .loads(per_round_loads.iter().sum())
-        .note(format!(
-            "loads per round {per_round_loads:?}; all answered within {} (worst of {} rounds)",
-            crate::report::duration(worst.as_nanos() as u64),
-            plan.stampede_rounds
-        ))
-        .extra(json!({
-            "loads_per_round": per_round_loads,
-            "round_wall_ns": walls.iter().map(|w| w.as_nanos() as u64).collect::<Vec<_>>(),
-        }))
-}
-
-// ===== Zipf mix =====
-
-/// `zipf_gets` gets of keys drawn from Zipf(1.0) over `zipf_keys` keys, `in_flight` at once,
-/// spread over 3 peers, with a slow loader and no eviction.
-pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
-    let setup = Setup {
-        nodes: 3,
-        value_size: 100,
-        loader_delay: Some(plan.zipf_loader),
-        hot_cache: true,
-        max_value: 100,
-    };
-    let draws = zipf_keys(plan);
-    let distinct = draws.iter().collect::<HashSet<_>>().len() as u64;
-    let workload = format!(
-        "Zipf(1.0) {} keys, 3 peers, {} ms loader",
-        plan.zipf_keys,
-        plan.zipf_loader.as_millis()
-    );
-    let draws = Arc::new(draws);
-    if plan.wants(OURS) {
-        let ours = Arc::new(Ours::start(&setup).await);
-        rows.push(zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await);
-    }
-    if plan.wants(PUBLISHED) {
-        let published = Arc::new(Published::start(&setup).await);
-        rows.push(zipf_run(plan, &workload, PUBLISHED, &published, &draws, distinct).await);
-    }
-}
-
-fn zipf_keys(plan: &Plan) -> Vec<String> {
-    let zipf = Zipf::new(plan.zipf_keys as f64, 1.0).expect("Zipf parameters");
-    let mut rng = SmallRng::seed_from_u64(0x5EED);
-    (0..plan.zipf_gets)
-        .map(|_| format!("zipf-{}", zipf.sample(&mut rng) as u64))
-        .collect()
-}
-
-async fn zipf_run<C: Cluster>(
-    plan: &Plan,
-    workload: &str,
-    contender: &'static str,
-    cluster: &Arc<C>,
-    draws: &Arc<Vec<String>>,
-    distinct: u64,
-) -> Row {
-    let next = Arc::new(AtomicUsize::new(0));
-    let rpcs_before = cluster.rpcs();
-    let started = Instant::now();
-    let callers: Vec<_> = (0..plan.in_flight)
-        .map(|_| {
-            let cluster = Arc::clone(cluster);
-            let draws = Arc::clone(draws);
-            let next = Arc::clone(&next);
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(key) = draws.get(i) else { break };
-                    let asked = Instant::now();
-                    errors += u64::from(cluster.get(i % 3, key).await.is_err());
-                    latencies.push(asked.elapsed().as_nanos() as u64);
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(draws.len());
-    let mut errors = 0;
-    for caller in callers {
-        let (part, errs) = caller.await.expect("Zipf caller panicked");
-        latencies.extend(part);
-        errors += errs;
-    }
-    let elapsed = started.elapsed();
-    let rpcs = cluster.rpcs() - rpcs_before;
-    let gets = draws.len() as u64;
-    let no_hop = 1.0 - rpcs as f64 / gets as f64;
-    let loads = cluster.source().total_loads();
-    let sample: Sample = measure::from_latencies(&latencies, elapsed, errors);
-    Row::new(workload, contender, sample)
-        .loads(loads)
-        .note(format!(
-            "{gets} gets, {distinct} distinct keys; {rpcs} peer RPCs: {:.1}% of gets without a hop",
-            no_hop * 100.0
-        ))
-        .extra(json!({
-            "gets": gets,
-            "distinct_keys": distinct,
-            "peer_rpcs": rpcs,
-            "share_without_hop": no_hop,
-        }))
 }
