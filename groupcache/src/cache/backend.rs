@@ -10,7 +10,7 @@
 ///
 /// | backend | hit (one lookup, measured) | when full |
 /// |---|---|---|
-/// | [`QuickCache`](Self::QuickCache) (default) | ~30-60 ns | CLOCK-Pro-like: new entries start cold, an entry read again is kept over one read once |
+/// | [`QuickCache`](Self::QuickCache) (default) | ~25-40 ns | CLOCK-Pro-like: new entries start cold, an entry read again is kept over one read once |
 /// | [`Moka`](Self::Moka) | ~170-400 ns | TinyLFU: may decline a new entry whose key is seen rarely, in favour of the entries it would evict |
 ///
 /// A local hit looks up the hot tier and then the main tier, so the backend's cost counts
