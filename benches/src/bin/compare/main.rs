@@ -4,7 +4,7 @@
 //! `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each row means.
 //!
 //! ```text
-//! cargo run --release -p groupcache-benches --bin compare            # ~4 minutes
+//! cargo run --release -p groupcache-benches --bin compare            # ~2-3 minutes
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
 
