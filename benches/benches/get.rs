@@ -1,6 +1,6 @@
-//! `get` on its three cheap-to-expensive paths, on real loopback servers:
-//! a main-cache hit, a hot-cache hit, a remote hit (hot cache off), and a 1,000-caller
-//! stampede of one cold key.
+//! `get` on its cheap-to-expensive paths, on real loopback servers: a main-cache hit, a
+//! hot-cache hit, a cold load through the flight group, a remote hit (hot cache off), and a
+//! 1,000-caller stampede of one cold key.
 //!
 //! Run: `cargo bench -p groupcache-benches --bench get`
 
@@ -35,6 +35,22 @@ fn local_hits(c: &mut Criterion) {
             .iter(|| async { black_box(node.get(black_box(&remote)).await.unwrap()) })
     });
     group.finish();
+    runtime.block_on(cluster.shutdown());
+}
+
+fn cold_load(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // One peer: it owns every key, so a miss is a loader call through the load flight, an
+    // encode and a main-cache insert (the loader itself answers at once).
+    let cluster = runtime.block_on(TestCluster::start(1));
+    let node = cluster.node(0).clone();
+    let round = AtomicU64::new(0);
+    c.bench_function("get/cold_load_local_owner", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let key = format!("cold-{}", round.fetch_add(1, Ordering::Relaxed));
+            black_box(node.get(&key).await.unwrap())
+        })
+    });
     runtime.block_on(cluster.shutdown());
 }
 
@@ -76,5 +92,5 @@ fn stampede(c: &mut Criterion) {
     runtime.block_on(cluster.shutdown());
 }
 
-criterion_group!(benches, local_hits, remote_hit, stampede);
+criterion_group!(benches, local_hits, cold_load, remote_hit, stampede);
 criterion_main!(benches);

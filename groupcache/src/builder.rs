@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::TraceKeys;
-use crate::cache::Tier;
+use crate::cache::{CacheBackend, Tier};
 use crate::codec::{Codec, Postcard};
 use crate::flight::FlightGroup;
 use crate::handle::{Groupcache, Inner};
@@ -96,6 +96,7 @@ pub struct GroupcacheBuilder<V> {
     metrics_prefix: Option<String>,
     #[cfg(feature = "metrics")]
     metrics_labels: Vec<(String, String)>,
+    backend: CacheBackend,
 }
 
 impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
@@ -128,6 +129,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             metrics_prefix: Some(DEFAULT_METRICS_PREFIX.to_owned()),
             #[cfg(feature = "metrics")]
             metrics_labels: Vec::new(),
+            backend: CacheBackend::default(),
         }
     }
 
@@ -136,8 +138,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
     /// it: every `get` of an owned key then calls the loader (still one call per flight).
     ///
     /// A value heavier than the whole cache is returned but not kept. When the cache is full,
-    /// moka's admission policy (TinyLFU) may decline a new value whose key is seen rarely,
-    /// in favour of the entries it would evict.
+    /// the [backend](Self::cache_backend) decides what stays: see [`CacheBackend`].
     pub fn main_cache_capacity(mut self, bytes: u64) -> Self {
         self.main_capacity = bytes;
         self
@@ -344,6 +345,28 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         self
     }
 
+    /// The cache implementation behind the main and hot caches. Default:
+    /// [`CacheBackend::QuickCache`], whose hits cost a fraction of moka's; see
+    /// [`CacheBackend`] for what each keeps when full.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, CacheBackend, Groupcache, ValueLoader};
+    /// # struct Db;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Db {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> { Ok(key.into()) }
+    /// # }
+    /// let me: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    /// let cache = Groupcache::builder(me, Db)
+    ///     .cache_backend(CacheBackend::Moka)
+    ///     .build();
+    /// ```
+    pub fn cache_backend(mut self, backend: CacheBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// Builds the cache. Its ring is empty: until [`Groupcache::set_peers`] is called, every key
     /// is loaded locally.
     pub fn build(self) -> Groupcache<V> {
@@ -390,12 +413,26 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
         let (telemetry, counters): (Option<Arc<Telemetry>>, _) = (None, Counters::default());
         channel.telemetry = telemetry.clone();
         let hot_capacity = self.hot_capacity.unwrap_or(self.main_capacity / 8);
+        // The heaviest entry a tier must be able to keep: a key and a value at their limits.
+        let max_entry = (self.max_key_len + self.max_value_size) as u64;
         let routing = Routing::new(self.me, self.vnodes, channel, self.connector);
         Groupcache::from_inner(Inner {
             loader: self.loader,
             codec: self.codec,
-            main: Tier::new("groupcache-main", self.main_capacity, self.main_ttl),
-            hot: Tier::new("groupcache-hot", hot_capacity, self.hot_ttl),
+            main: Tier::with_backend(
+                self.backend,
+                "groupcache-main",
+                self.main_capacity,
+                max_entry,
+                self.main_ttl,
+            ),
+            hot: Tier::with_backend(
+                self.backend,
+                "groupcache-hot",
+                hot_capacity,
+                max_entry,
+                self.hot_ttl,
+            ),
             promotion: self.promotion,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),
@@ -427,6 +464,7 @@ impl<V> std::fmt::Debug for GroupcacheBuilder<V> {
             .field("accepted_peer_tokens", &self.also_accepted.len())
             .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("trace_keys", &self.trace_keys)
+            .field("cache_backend", &self.backend)
             .finish_non_exhaustive()
     }
 }

@@ -1,23 +1,28 @@
 //! The two cache tiers: main (values this peer owns) and hot (copies of other peers' values).
 //!
-//! Both are moka caches bounded by weight in bytes: an entry weighs its encoded value plus its
-//! key. An entry is shared as an `Arc`, so a hit costs a reference-count bump plus a clone of
-//! `V` (make `V` an `Arc` or `Bytes` if it is large).
+//! Each tier is held by the chosen [`CacheBackend`] (quick_cache by default, or moka), bounded
+//! by weight in bytes: an entry weighs its encoded value plus its key. An entry is shared as an
+//! `Arc`, so a hit costs a reference-count bump plus a clone of `V` (make `V` an `Arc` or
+//! `Bytes` if it is large).
 //!
-//! Expiry is kept here, not in moka: moka reads `std::time::Instant`, which paused tokio time
-//! in tests cannot move. Each entry carries its deadline as a `tokio::time::Instant`, checked on
-//! read; moka's own bound is size only.
+//! Expiry is kept here, not in the backend: moka reads `std::time::Instant`, which paused
+//! tokio time in tests cannot move, and quick_cache has none. Each entry carries its deadline
+//! as a `tokio::time::Instant`, checked on read; the backend's own bound is size only.
+
+mod backend;
+mod moka_store;
+mod quick_store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use moka::notification::RemovalCause;
-use moka::ops::compute::{CompResult, Op};
-use moka::sync::Cache;
 use tokio::time::Instant;
 
+pub use self::backend::CacheBackend;
+use self::moka_store::MokaStore;
+use self::quick_store::QuickStore;
 use crate::flight::Superseded;
 use crate::stats::TierStats;
 
@@ -43,38 +48,64 @@ impl<V> Entry<V> {
     }
 }
 
+/// The backend holding a tier's entries.
+enum Store<V> {
+    Quick(QuickStore<V>),
+    Moka(MokaStore<V>),
+}
+
 /// A size-bounded tier. A tier of capacity zero stores nothing.
 pub(crate) struct Tier<V> {
-    cache: Option<Cache<String, Arc<Entry<V>>>>,
+    store: Option<Store<V>>,
     capacity: u64,
+    /// The heaviest entry stored; a heavier one is returned to its callers but not kept.
+    max_entry: u64,
     ttl: Option<Duration>,
-    /// Entries dropped for size, counted by moka's eviction listener.
+    /// Entries dropped for size, counted by the backend's eviction hook.
     evictions: Arc<AtomicU64>,
-    /// Entries found expired on read (expiry is ours, not moka's).
+    /// Entries found expired on read (expiry is ours, not the backend's).
     expirations: AtomicU64,
 }
 
 impl<V: Send + Sync + 'static> Tier<V> {
+    /// A tier on the default backend in which an entry as heavy as the whole tier fits.
+    #[cfg(test)]
     pub(crate) fn new(name: &str, capacity_bytes: u64, ttl: Option<Duration>) -> Self {
+        Self::with_backend(
+            CacheBackend::default(),
+            name,
+            capacity_bytes,
+            capacity_bytes,
+            ttl,
+        )
+    }
+
+    /// A tier on `backend`, sized so that an entry of `max_entry_bytes` (key plus encoded
+    /// value) still fits when the capacity allows it.
+    pub(crate) fn with_backend(
+        backend: CacheBackend,
+        name: &str,
+        capacity_bytes: u64,
+        max_entry_bytes: u64,
+        ttl: Option<Duration>,
+    ) -> Self {
         let evictions = Arc::new(AtomicU64::new(0));
-        let cache = (capacity_bytes > 0).then(|| {
-            let counter = Arc::clone(&evictions);
-            Cache::builder()
-                .name(name)
-                .max_capacity(capacity_bytes)
-                .weigher(|key: &String, entry: &Arc<Entry<V>>| {
-                    u32::try_from(key.len() + entry.encoded.len()).unwrap_or(u32::MAX)
-                })
-                .eviction_listener(move |_key, _entry, cause| {
-                    if cause == RemovalCause::Size {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-                .build()
+        let store = (capacity_bytes > 0).then(|| match backend {
+            CacheBackend::QuickCache => Store::Quick(QuickStore::new(
+                capacity_bytes,
+                max_entry_bytes.min(capacity_bytes),
+                &evictions,
+            )),
+            CacheBackend::Moka => Store::Moka(MokaStore::new(name, capacity_bytes, &evictions)),
         });
+        let max_entry = match &store {
+            Some(Store::Quick(quick)) => quick.max_entry(),
+            _ => capacity_bytes,
+        };
         Tier {
-            cache,
+            store,
             capacity: capacity_bytes,
+            max_entry,
             ttl,
             evictions,
             expirations: AtomicU64::new(0),
@@ -84,8 +115,10 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// The live entry for `key`, if any. An expired entry is dropped and reported as a miss.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<Entry<V>>> {
-        let cache = self.cache.as_ref()?;
-        let entry = cache.get(key)?;
+        let entry = match self.store.as_ref()? {
+            Store::Quick(store) => store.get(key),
+            Store::Moka(store) => store.get(key),
+        }?;
         if entry.is_expired() {
             // Conditional: a fresh value stored since our read must survive.
             if self.remove_if_same(key, &entry) {
@@ -99,14 +132,15 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// Stores a value under this tier's time-to-live, unless `superseded` is set: the flight
     /// that read the value learned that the key was removed meanwhile.
     ///
-    /// The check and the store happen under moka's per-key lock, as does [`Tier::remove`].
-    /// `remove(key)` sets the flag before removing, so either this store comes first and the
-    /// removal deletes it, or it comes after and sees the flag: a value read before a removal
-    /// is never visible after the removal returned.
+    /// The check and the store happen under a per-key lock that [`Tier::remove`] also takes
+    /// (moka's own; striped locks beside quick_cache). `remove(key)` sets the flag before
+    /// removing, so either this store comes first and the removal deletes it, or it comes
+    /// after and sees the flag: a value read before a removal is never visible after the
+    /// removal returned.
     ///
-    /// moka may still decline to keep the value (a cold key when the tier is full), and a value
-    /// heavier than the whole tier is not stored at all: moka would admit it and serve it until
-    /// its next maintenance run.
+    /// The backend may still decline to keep the value or evict it soon (a cold key when the
+    /// tier is full), and a value heavier than the tier (or than a quick_cache shard, sized
+    /// for the maximum value size) is not stored at all.
     pub(crate) fn insert(
         &self,
         key: &str,
@@ -116,14 +150,12 @@ impl<V: Send + Sync + 'static> Tier<V> {
     ) -> Arc<Entry<V>> {
         let entry = Entry::new(value, encoded, self.ttl);
         let weight = (key.len() + entry.encoded.len()) as u64;
-        if let Some(cache) = self.cache.as_ref().filter(|_| weight <= self.capacity) {
-            cache.entry_by_ref(key).and_compute_with(|_| {
-                if superseded.is_set() {
-                    Op::Nop
-                } else {
-                    Op::Put(Arc::clone(&entry))
-                }
-            });
+        if weight <= self.max_entry {
+            match &self.store {
+                Some(Store::Quick(store)) => store.insert(key, &entry, superseded),
+                Some(Store::Moka(store)) => store.insert(key, &entry, superseded),
+                None => {}
+            }
         }
         entry
     }
@@ -131,49 +163,41 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// Removes `key` only if it still maps to `entry` (not a newer value stored since).
     /// Returns whether it was removed.
     pub(crate) fn remove_if_same(&self, key: &str, entry: &Arc<Entry<V>>) -> bool {
-        let Some(cache) = &self.cache else {
-            return false;
-        };
-        let result = cache
-            .entry_by_ref(key)
-            .and_compute_with(|current| match current {
-                Some(current) if Arc::ptr_eq(current.value(), entry) => Op::Remove,
-                _ => Op::Nop,
-            });
-        matches!(result, CompResult::Removed(_))
+        match &self.store {
+            Some(Store::Quick(store)) => store.remove_if_same(key, entry),
+            Some(Store::Moka(store)) => store.remove_if_same(key, entry),
+            None => false,
+        }
     }
 
-    /// Removes `key`, under moka's per-key lock (see [`Tier::insert`]).
+    /// Removes `key`, under the per-key lock (see [`Tier::insert`]).
     pub(crate) fn remove(&self, key: &str) {
-        if let Some(cache) = &self.cache {
-            cache.entry_by_ref(key).and_compute_with(|_| Op::Remove);
+        match &self.store {
+            Some(Store::Quick(store)) => store.remove(key),
+            Some(Store::Moka(store)) => store.remove(key),
+            None => {}
         }
     }
 
     /// Drops every entry whose key `keep` rejects; returns how many were dropped. A full scan:
     /// meant for rare events such as a membership change.
     pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
-        let Some(cache) = &self.cache else {
-            return 0;
-        };
-        let mut dropped = 0;
-        for (key, _) in cache.iter() {
-            if !keep(&key) {
-                cache.invalidate(key.as_str());
-                dropped += 1;
-            }
+        match &self.store {
+            Some(Store::Quick(store)) => store.retain(keep),
+            Some(Store::Moka(store)) => store.retain(keep),
+            None => 0,
         }
-        dropped
     }
 
     pub(crate) fn stats(&self) -> TierStats {
-        let Some(cache) = &self.cache else {
-            return TierStats::default();
+        let (entries, weighted_bytes) = match &self.store {
+            Some(Store::Quick(store)) => store.size(),
+            Some(Store::Moka(store)) => store.size(),
+            None => return TierStats::default(),
         };
-        cache.run_pending_tasks();
         TierStats {
-            entries: cache.entry_count(),
-            weighted_bytes: cache.weighted_size(),
+            entries,
+            weighted_bytes,
             evictions: self.evictions.load(Ordering::Relaxed),
             expirations: self.expirations.load(Ordering::Relaxed),
         }
@@ -182,11 +206,14 @@ impl<V: Send + Sync + 'static> Tier<V> {
 
 impl<V> std::fmt::Debug for Tier<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.store {
+            Some(Store::Quick(_)) => Some(CacheBackend::QuickCache),
+            Some(Store::Moka(_)) => Some(CacheBackend::Moka),
+            None => None,
+        };
         f.debug_struct("Tier")
-            .field(
-                "capacity",
-                &self.cache.as_ref().and_then(|c| c.policy().max_capacity()),
-            )
+            .field("backend", &backend)
+            .field("capacity", &self.capacity)
             .field("ttl", &self.ttl)
             .finish()
     }
@@ -286,5 +313,70 @@ mod tests {
         tier.insert("k", 1u8, Bytes::from_static(b"1"), &Superseded::default());
         assert!(tier.get("k").is_none());
         assert_eq!(tier.stats(), TierStats::default());
+    }
+
+    const BACKENDS: [CacheBackend; 2] = [CacheBackend::QuickCache, CacheBackend::Moka];
+
+    #[test]
+    fn every_backend_keeps_the_tier_contract() {
+        for backend in BACKENDS {
+            let tier = Tier::with_backend(backend, "t", 1 << 20, 1 << 20, None);
+            let superseded = Superseded::default();
+            superseded.set();
+            tier.insert("late", 1u8, Bytes::from_static(b"1"), &superseded);
+            assert!(
+                tier.get("late").is_none(),
+                "{backend:?}: superseded value stored"
+            );
+
+            let fresh = Superseded::default();
+            let old = tier.insert("k", 1u8, Bytes::from_static(b"1"), &fresh);
+            let new = tier.insert("k", 2u8, Bytes::from_static(b"2"), &fresh);
+            assert!(
+                !tier.remove_if_same("k", &old),
+                "{backend:?}: removed a newer value"
+            );
+            assert_eq!(tier.get("k").unwrap().value, 2, "{backend:?}");
+            assert!(tier.remove_if_same("k", &new), "{backend:?}");
+
+            for i in 0..4 {
+                tier.insert(&format!("r{i}"), i, Bytes::from_static(b"v"), &fresh);
+            }
+            assert_eq!(tier.retain(|key| key != "r2"), 1, "{backend:?}");
+            tier.remove("r0");
+            let left: Vec<bool> = (0..4)
+                .map(|i| tier.get(&format!("r{i}")).is_some())
+                .collect();
+            assert_eq!(left, [false, true, false, true], "{backend:?}");
+            assert_eq!(tier.stats().entries, 2, "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn every_backend_counts_evictions_and_stays_within_capacity() {
+        for backend in BACKENDS {
+            let tier = Tier::with_backend(backend, "t", 10_000, 1_000, None);
+            for i in 0..100u32 {
+                let key = format!("key-{i:03}");
+                tier.insert(&key, i, Bytes::from(vec![0u8; 993]), &Superseded::default());
+            }
+            let stats = tier.stats();
+            assert!(stats.weighted_bytes <= 10_000, "{backend:?}: {stats:?}");
+            assert!(stats.evictions >= 90, "{backend:?}: {stats:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_maximum_size_is_kept_in_a_sharded_tier() {
+        let max_value = 8 << 20;
+        for backend in BACKENDS {
+            let tier = Tier::with_backend(backend, "t", 64 << 20, max_value + 1024, None);
+            let value = Bytes::from(vec![0u8; max_value as usize]);
+            tier.insert("big", 0u8, value, &Superseded::default());
+            assert!(
+                tier.get("big").is_some(),
+                "{backend:?}: an 8 MiB value was dropped"
+            );
+        }
     }
 }

@@ -99,6 +99,7 @@ pub use builder::{
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_METRICS_PREFIX, DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES, GroupcacheBuilder,
 };
+pub use cache::CacheBackend;
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;
 pub use codec::{Codec, Postcard};

@@ -1,11 +1,14 @@
 //! Counters: what this peer did, as relaxed atomics (no locks on the hot path).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod striped;
 
-/// One live counter: a relaxed atomic, and its exported twin when metrics are on.
+use self::striped::StripedCounter;
+
+/// One live counter: relaxed atomics striped across threads (so that the cores bumping it on
+/// every `get` do not fight over one cache line), and its exported twin when metrics are on.
 #[derive(Debug, Default)]
 pub(crate) struct Counter {
-    value: AtomicU64,
+    value: StripedCounter,
     #[cfg(feature = "metrics")]
     exported: Option<metrics::Counter>,
 }
@@ -13,7 +16,7 @@ pub(crate) struct Counter {
 impl Counter {
     #[inline]
     pub(crate) fn increment(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
+        self.value.bump();
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
             exported.increment(1);
@@ -21,7 +24,7 @@ impl Counter {
     }
 
     fn read(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+        self.value.read()
     }
 }
 
@@ -50,7 +53,7 @@ macro_rules! counters {
             pub(crate) fn exported(prefix: &str, labels: &[metrics::Label]) -> Self {
                 Counters {
                     $($field: Counter {
-                        value: AtomicU64::new(0),
+                        value: StripedCounter::default(),
                         exported: Some(metrics::counter!(
                             format!("{prefix}_{}", $metric),
                             labels.to_vec()

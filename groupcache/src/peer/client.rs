@@ -22,6 +22,9 @@ pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// A connection whose ping is unanswered this long is closed and reopened on the next request.
 pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest HTTP/2 DATA frame this peer accepts (the protocol allows 16 KiB to 16 MiB).
+const MAX_FRAME_SIZE: u32 = 256 * 1024;
+
 /// Settings every peer channel is opened with.
 #[derive(Debug, Clone)]
 pub(crate) struct ChannelConfig {
@@ -41,6 +44,14 @@ pub(crate) struct ChannelConfig {
 }
 
 impl ChannelConfig {
+    /// The HTTP/2 stream window: the largest reply, at least hyper's 2 MiB default, at most
+    /// 64 MiB.
+    fn stream_window(&self) -> u32 {
+        u32::try_from(self.max_reply_size)
+            .unwrap_or(u32::MAX)
+            .clamp(2 << 20, 64 << 20)
+    }
+
     /// The endpoint of `peer` with every setting but the connector's.
     fn endpoint(&self, peer: &GroupcachePeer) -> Result<Endpoint, Error> {
         let invalid = |e: tonic::transport::Error| {
@@ -66,7 +77,15 @@ impl ChannelConfig {
             // costs a full peer timeout. Pinging idle connections too bounds that at ~15 s.
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            // hyper's defaults (2 MiB per stream, 5 MiB per connection) make a reply larger
+            // than 2 MiB wait a round trip for each window update, and let at most five 1 MiB
+            // replies flow at once. A window that fits the largest reply avoids both; tonic
+            // still refuses a reply over `max_reply_size`.
+            .initial_stream_window_size(self.stream_window())
+            .initial_connection_window_size(self.stream_window().saturating_mul(4))
+            // Larger DATA frames than HTTP/2's 16 KiB default: fewer frames per large reply.
+            .max_frame_size(MAX_FRAME_SIZE);
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return endpoint

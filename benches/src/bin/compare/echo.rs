@@ -1,0 +1,84 @@
+//! The floor for a remote hit: a bare tonic unary call over the same kind of loopback channel,
+//! answered with a payload of the same size that the server already holds. No cache, no
+//! codec, no flight: what is left is tonic, HTTP/2 and the kernel.
+
+use bytes::Bytes;
+use groupcache_pb::v1::groupcache_client::GroupcacheClient;
+use groupcache_pb::v1::groupcache_server::{Groupcache as Rpc, GroupcacheServer};
+use groupcache_pb::v1::{
+    DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
+};
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::cluster::Servers;
+
+struct Echo {
+    payload: Bytes,
+}
+
+#[tonic::async_trait]
+impl Rpc for Echo {
+    async fn get(&self, _request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        Ok(Response::new(GetResponse {
+            value: self.payload.clone(),
+        }))
+    }
+
+    async fn remove(
+        &self,
+        _request: Request<RemoveRequest>,
+    ) -> Result<Response<RemoveResponse>, Status> {
+        Ok(Response::new(RemoveResponse {}))
+    }
+
+    async fn describe(
+        &self,
+        _request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        Err(Status::unimplemented("an echo server has no ring"))
+    }
+}
+
+/// An echo server and a client connected to it.
+pub(crate) struct EchoPair {
+    client: GroupcacheClient<Channel>,
+    _servers: Servers,
+}
+
+impl EchoPair {
+    pub(crate) async fn start(value_size: usize) -> Self {
+        let mut servers = Servers::default();
+        let (listener, addr) = Servers::bind().await;
+        let limit = value_size + 64 * 1024;
+        let server = GroupcacheServer::new(Echo {
+            payload: Bytes::from(vec![0xA5; value_size]),
+        })
+        .max_encoding_message_size(limit);
+        servers.serve(listener, Routes::new(server));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("loopback uri")
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .expect("connect to the echo server");
+        let client = GroupcacheClient::new(channel).max_decoding_message_size(limit);
+        EchoPair {
+            client,
+            _servers: servers,
+        }
+    }
+
+    /// One round trip; the payload's length.
+    pub(crate) async fn call(&self, key: &str) -> Result<usize, String> {
+        let mut client = self.client.clone();
+        let reply = client
+            .get(GetRequest {
+                key: key.to_owned(),
+            })
+            .await
+            .map_err(|s| s.to_string())?;
+        Ok(reply.into_inner().value.len())
+    }
+}

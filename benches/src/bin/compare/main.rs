@@ -1,0 +1,157 @@
+//! `compare`: the same workloads, in one process run, against this library, the published
+//! `groupcache` crate 0.3.0, and raw baselines (moka, quick_cache and `HashMap` gets for a
+//! local hit; a bare tonic echo for a remote hit). Prints one Markdown table with ratios;
+//! `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each row means.
+//!
+//! ```text
+//! cargo run --release -p groupcache-benches --bin compare            # ~2-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
+//! ```
+
+mod cluster;
+mod echo;
+mod fanout;
+mod floors;
+mod measure;
+mod ours;
+mod published;
+mod report;
+mod rounds;
+mod source;
+mod stampede;
+mod workloads;
+mod zipf;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::measure::Budget;
+use crate::workloads::Plan;
+
+/// Benchmarks groupcache side by side with the published crate and raw baselines.
+#[derive(Debug, Parser)]
+#[command(name = "compare")]
+struct Args {
+    /// Short run (under 60 s): a smoke test that every workload still runs; figures are rough.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Seconds each figure is measured for (after a warm-up of a fifth of that).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<f64>,
+    /// Only run workloads whose name contains this ("local hit", "remote hit 100 B",
+    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf").
+    #[arg(long)]
+    only: Option<String>,
+    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap, fan-out).
+    #[arg(long, value_name = "NAMES")]
+    contenders: Option<String>,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+fn plan(args: &Args) -> Plan {
+    let seconds = args.seconds.unwrap_or(if args.quick { 0.25 } else { 2.0 });
+    let run = Duration::from_secs_f64(seconds);
+    Plan {
+        budget: Budget {
+            warmup: run / 5,
+            run,
+        },
+        in_flight: 64,
+        stampede_callers: 10_000,
+        stampede_rounds: if args.quick { 2 } else { 5 },
+        stampede_loader: Duration::from_millis(50),
+        zipf_keys: 100_000,
+        zipf_gets: if args.quick { 20_000 } else { 200_000 },
+        zipf_loader: Duration::from_millis(2),
+        large_value: 8 << 20,
+        rounds: if args.quick { 2 } else { 5 },
+        contenders: args
+            .contenders
+            .clone()
+            .map(|list| &*Box::leak(list.into_boxed_str())),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let plan = plan(&args);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.build().expect("tokio runtime");
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    runtime.block_on(async {
+        if wanted("local hit") {
+            eprintln!("[{:>5.1}s] local hit", started.elapsed().as_secs_f64());
+            workloads::local_hit(&plan, &mut rows).await;
+        }
+        for size in [100, 10 << 10, 1 << 20] {
+            if wanted(&format!("remote hit {}", workloads::size_name(size))) {
+                eprintln!(
+                    "[{:>5.1}s] remote hit {}",
+                    started.elapsed().as_secs_f64(),
+                    workloads::size_name(size)
+                );
+                workloads::remote_hit(&plan, size, &mut rows).await;
+            }
+        }
+        if wanted("large value 8 MiB") {
+            eprintln!("[{:>5.1}s] large value", started.elapsed().as_secs_f64());
+            workloads::large_value(&plan, &mut rows).await;
+        }
+        if wanted("stampede") {
+            eprintln!("[{:>5.1}s] stampede", started.elapsed().as_secs_f64());
+            stampede::stampede(&plan, &mut rows).await;
+        }
+        if wanted("Zipf") {
+            eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
+            zipf::zipf(&plan, &mut rows).await;
+        }
+    });
+    let total = started.elapsed();
+    println!("{}", report::table(&rows));
+    println!(
+        "{} rows in {:.1} s; {} tokio workers; {} cores; {}",
+        rows.len(),
+        total.as_secs_f64(),
+        args.workers
+            .map_or_else(|| "default".to_owned(), |w| w.to_string()),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if args.quick { "--quick" } else { "default run" },
+    );
+    if let Some(path) = &args.json {
+        let settings = json!({
+            "quick": args.quick,
+            "seconds_per_figure": plan.budget.run.as_secs_f64(),
+            "in_flight": plan.in_flight,
+            "stampede_callers": plan.stampede_callers,
+            "stampede_rounds": plan.stampede_rounds,
+            "stampede_loader_ms": plan.stampede_loader.as_millis() as u64,
+            "zipf_keys": plan.zipf_keys,
+            "zipf_gets": plan.zipf_gets,
+            "zipf_loader_ms": plan.zipf_loader.as_millis() as u64,
+            "large_value_bytes": plan.large_value,
+            "total_seconds": total.as_secs_f64(),
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        });
+        let text = serde_json::to_string_pretty(&report::json(&rows, settings))
+            .expect("JSON of plain figures");
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+        eprintln!("figures written to {}", path.display());
+    }
+}

@@ -1,0 +1,231 @@
+//! What a run does (`Plan`), and the workloads measured in rounds: local hit, remote hit (3
+//! sizes and 8 MiB, sequential and 64 in flight). The stampede and the Zipf mix have files of
+//! their own. Each workload starts its clusters fresh and stops them when done.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::cluster::{Cluster, Setup, keys_owned_by};
+use crate::echo::EchoPair;
+use crate::floors::{MapGet, MokaGet, QuickGet};
+use crate::measure::{Budget, Op};
+use crate::ours::Ours;
+use crate::published::Published;
+use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+use crate::rounds::{self, Entrant, Mode};
+
+/// What a run does: how long each figure takes and how big the fixed-size workloads are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub(crate) budget: Budget,
+    /// Callers at once in the "in flight" rows.
+    pub(crate) in_flight: usize,
+    pub(crate) stampede_callers: usize,
+    pub(crate) stampede_rounds: usize,
+    pub(crate) stampede_loader: Duration,
+    pub(crate) zipf_keys: usize,
+    pub(crate) zipf_gets: usize,
+    pub(crate) zipf_loader: Duration,
+    pub(crate) large_value: usize,
+    /// Rounds each figure is split into, contenders alternating (see `rounds`).
+    pub(crate) rounds: u32,
+    /// Only these contenders (comma-separated names, matched by substring), or all.
+    pub(crate) contenders: Option<&'static str>,
+}
+
+impl Plan {
+    /// Whether `contender` runs in this plan.
+    pub(crate) fn wants(&self, contender: &str) -> bool {
+        self.contenders
+            .is_none_or(|list| list.split(',').any(|c| contender.contains(c.trim())))
+    }
+}
+
+/// Operations timed in groups of this many for local hits (see `measure::sequential`).
+const LOCAL_BATCH: u64 = 1_000;
+
+// ===== operations =====
+
+/// `get` on one node of a cluster. Caller `c` asks for `keys[c % keys.len()]`, so callers in
+/// flight at once ask for different keys (no two share a flight).
+struct Get<C> {
+    cluster: Arc<C>,
+    node: usize,
+    keys: Vec<String>,
+    len: usize,
+}
+
+impl<C: Cluster> Op for Get<C> {
+    fn call(&self, caller: usize, _: u64) -> impl Future<Output = Result<(), String>> + Send + '_ {
+        let key = &self.keys[caller % self.keys.len()];
+        async move {
+            let value = self.cluster.get(self.node, key).await?;
+            if value.len() != self.len {
+                return Err(format!("got {} bytes, expected {}", value.len(), self.len));
+            }
+            black_box(value);
+            Ok(())
+        }
+    }
+}
+
+/// One tonic round trip to the echo server.
+struct EchoCall {
+    pair: EchoPair,
+    key: String,
+}
+
+impl Op for EchoCall {
+    async fn call(&self, _: usize, _: u64) -> Result<(), String> {
+        self.pair.call(&self.key).await.map(drop)
+    }
+}
+
+/// Sequential, then `in_flight` at once: every entrant measured in alternating rounds, a row
+/// for each.
+async fn both_modes(
+    plan: &Plan,
+    workload: &str,
+    batch: u64,
+    entrants: &[Entrant],
+    rows: &mut Vec<Row>,
+) {
+    let mode = Mode {
+        budget: plan.budget,
+        rounds: plan.rounds,
+        callers: None,
+        batch,
+    };
+    rows.extend(rounds::run(&format!("{workload}, sequential"), mode, entrants).await);
+    let mode = Mode {
+        callers: Some(plan.in_flight),
+        ..mode
+    };
+    let name = format!("{workload}, {} in flight", plan.in_flight);
+    rows.extend(rounds::run(&name, mode, entrants).await);
+}
+
+/// Gets on node `asker` of keys owned by node `owner` (`count` of them, found and warmed
+/// first), with the cluster's loads counted.
+async fn gets_from<C: Cluster>(
+    contender: &'static str,
+    cluster: &Arc<C>,
+    setup: &Setup,
+    (asker, owner, count): (usize, usize, usize),
+) -> Entrant {
+    let keys = keys_owned_by(&**cluster, asker, owner, "key", count).await;
+    let op = Get {
+        cluster: Arc::clone(cluster),
+        node: asker,
+        keys,
+        len: setup.value_size,
+    };
+    let counted = Arc::clone(cluster);
+    Entrant::new(contender, op, move || Some(counted.source().total_loads()))
+}
+
+// ===== local hit =====
+
+/// A `get` answered from the asking peer's main cache (100 B value), next to the floors.
+pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 2,
+        value_size: 100,
+        loader_delay: None,
+        hot_cache: true,
+        max_value: 100,
+    };
+    let keys = (0, 0, 1);
+    let mut entrants = Vec::new();
+    if plan.wants(OURS) {
+        let ours = Arc::new(Ours::start(&setup).await);
+        entrants.push(gets_from(OURS, &ours, &setup, keys).await);
+    }
+    if plan.wants(PUBLISHED) {
+        let published = Arc::new(Published::start(&setup).await);
+        entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
+    }
+    let value = Bytes::from(vec![0xA5; 100]);
+    if plan.wants(MOKA) {
+        entrants.push(Entrant::new(MOKA, MokaGet::new(&value).await, || None));
+    }
+    if plan.wants(QUICK) {
+        entrants.push(Entrant::new(QUICK, QuickGet::new(&value), || None));
+    }
+    if plan.wants(MAP) {
+        entrants.push(Entrant::new(MAP, MapGet::new(&value), || None));
+    }
+    both_modes(plan, "local hit 100 B", LOCAL_BATCH, &entrants, rows).await;
+}
+
+// ===== remote hit =====
+
+/// A `get` that the owner answers from its main cache, over loopback, hot cache off, next to
+/// a bare tonic echo of the same payload.
+pub(crate) async fn remote_hit(plan: &Plan, value_size: usize, rows: &mut Vec<Row>) {
+    let workload = format!("remote hit {}", size_name(value_size));
+    remote(plan, &workload, value_size, rows).await;
+}
+
+/// A value of `Plan::large_value` bytes (8 MiB), fetched from its owner: served and cached
+/// where limits allow.
+pub(crate) async fn large_value(plan: &Plan, rows: &mut Vec<Row>) {
+    let workload = format!("remote hit {}", size_name(plan.large_value));
+    remote(plan, &workload, plan.large_value, rows).await;
+}
+
+async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 2,
+        value_size,
+        loader_delay: None,
+        hot_cache: false,
+        max_value: value_size,
+    };
+    let keys = (0, 1, plan.in_flight);
+    let mut entrants = Vec::new();
+    let mut ours = None;
+    if plan.wants(OURS) {
+        let cluster = Arc::new(Ours::start(&setup).await);
+        entrants.push(gets_from(OURS, &cluster, &setup, keys).await);
+        ours = Some(cluster);
+    }
+    if plan.wants(PUBLISHED) {
+        // Its 4 MiB reply limit makes each larger value fail on the asker, which then loads
+        // it itself: the loads column shows it.
+        let published = Arc::new(Published::start(&setup).await);
+        entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
+    }
+    if plan.wants(ECHO) {
+        let echo = EchoCall {
+            pair: EchoPair::start(value_size).await,
+            key: "remote-0".to_owned(),
+        };
+        entrants.push(Entrant::new(ECHO, echo, || None));
+    }
+    both_modes(plan, workload, 1, &entrants, rows).await;
+    if let Some(ours) = ours {
+        // Served and cached: the owner holds every key asked for.
+        let cached = ours.node(1).stats().main_cache.entries;
+        for row in rows
+            .iter_mut()
+            .rev()
+            .filter(|r| r.contender == OURS)
+            .take(2)
+        {
+            row.note
+                .push_str(&format!("owner's main cache holds {cached} values"));
+        }
+    }
+}
+
+pub(crate) fn size_name(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
