@@ -45,7 +45,8 @@ struct Args {
     listen: SocketAddr,
 
     /// The address other peers reach this node at. Default: the listen address, or, when
-    /// listening on 0.0.0.0 / [::], this machine's entry in --peers found by host name.
+    /// listening on an unspecified address (0.0.0.0 or ::), this machine's entry in --peers
+    /// found by host name.
     #[arg(long)]
     advertise: Option<String>,
 
