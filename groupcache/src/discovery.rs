@@ -9,6 +9,16 @@
 //! and from its hot cache the copies of values it now owns. Otherwise its own callers would
 //! keep reading an old copy while every other peer asks the owner, and a `remove` sent to the
 //! owner would never reach it.
+//!
+//! Pull-based discovery is automated by a [`DiscoveryDriver`](crate::DiscoveryDriver) over a
+//! [`ServiceDiscovery`](crate::ServiceDiscovery) provider: [`StaticPeers`](crate::StaticPeers),
+//! [`PeersFile`](crate::PeersFile), [`DnsPeers`](crate::DnsPeers) or your own.
+
+pub(crate) mod dns_peers;
+pub(crate) mod driver;
+pub(crate) mod peers_file;
+pub(crate) mod service_discovery;
+pub(crate) mod static_peers;
 
 use crate::routing::Change;
 use crate::{Error, Groupcache, GroupcachePeer};

@@ -104,6 +104,14 @@ pub use cache::CacheBackend;
 pub use codec::Bincode;
 pub use codec::{Codec, Postcard};
 pub use describe::PeerView;
+pub use discovery::dns_peers::DnsPeers;
+pub use discovery::driver::{
+    DEFAULT_DISCOVERY_INTERVAL, DEFAULT_DISCOVERY_JITTER, DEFAULT_DISCOVERY_MAX_BACKOFF,
+    DEFAULT_DISCOVERY_POLL_TIMEOUT, DiscoveryDriver, DiscoveryHandle, DiscoveryStatus,
+};
+pub use discovery::peers_file::PeersFile;
+pub use discovery::service_discovery::ServiceDiscovery;
+pub use discovery::static_peers::{PeerEntry, StaticPeers};
 pub use error::{BoxError, Error, ErrorKind};
 pub use handle::Groupcache;
 pub use loader::{NotFound, ValueLoader};

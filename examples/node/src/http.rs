@@ -1,0 +1,93 @@
+//! The HTTP front: `GET /values/{key}` and `GET /stats`, as JSON.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use groupcache::{ErrorKind, Groupcache};
+use serde_json::json;
+
+use crate::files::{FileLoader, FileValue, check_key};
+
+#[derive(Debug, Clone)]
+struct Node {
+    cache: Groupcache<FileValue>,
+    loader: FileLoader,
+}
+
+/// The routes, answering from `cache`; `loader` provides the read count.
+pub(crate) fn routes(cache: Groupcache<FileValue>, loader: FileLoader) -> Router {
+    Router::new()
+        .route("/values/{key}", get(value))
+        .route("/stats", get(stats))
+        .with_state(Node { cache, loader })
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The value of `key`, which peer owns it, and which peer read it from disk.
+async fn value(State(node): State<Node>, Path(key): Path<String>) -> Response {
+    if let Err(bad) = check_key(&key) {
+        return error(StatusCode::BAD_REQUEST, format!("{bad} ({key:?})"));
+    }
+    let owner = node.cache.owner_of(&key).to_string();
+    match node.cache.get(&key).await {
+        Ok(value) => Json(json!({
+            "key": key,
+            "value": String::from_utf8_lossy(&value.contents),
+            "bytes": value.contents.len(),
+            "owner": owner,
+            "served_by": node.cache.me().to_string(),
+            "loaded_by": value.loaded_by,
+            "loaded_here": value.loaded_by == node.cache.me().to_string(),
+        }))
+        .into_response(),
+        Err(err) if err.is_not_found() => {
+            error(StatusCode::NOT_FOUND, format!("no file named {key:?}"))
+        }
+        Err(err) if err.kind() == ErrorKind::KeyTooLong => {
+            error(StatusCode::BAD_REQUEST, err.to_string())
+        }
+        Err(err) => error(StatusCode::BAD_GATEWAY, err.to_string()),
+    }
+}
+
+/// This node's counters (Go groupcache's, with their Go meanings), its file reads and the
+/// membership it routes by.
+async fn stats(State(node): State<Node>) -> Response {
+    let s = node.cache.stats();
+    let tier = |t: groupcache::TierStats| {
+        json!({
+            "entries": t.entries,
+            "weighted_bytes": t.weighted_bytes,
+            "evictions": t.evictions,
+            "expirations": t.expirations,
+        })
+    };
+    Json(json!({
+        "me": node.cache.me().to_string(),
+        "members": node.cache.peers().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "file_loads": node.loader.loads(),
+        "gets": s.gets,
+        "hot_hits": s.hot_hits,
+        "main_hits": s.main_hits,
+        "loads": s.loads,
+        "loads_deduped": s.loads_deduped,
+        "local_loads": s.local_loads,
+        "local_load_errors": s.local_load_errors,
+        "peer_loads": s.peer_loads,
+        "peer_errors": s.peer_errors,
+        "fallback_loads": s.fallback_loads,
+        "auth_failures": s.auth_failures,
+        "server_requests": s.server_requests,
+        "removes": s.removes,
+        "rejected_keys": s.rejected_keys,
+        "main_cache": tier(s.main_cache),
+        "hot_cache": tier(s.hot_cache),
+    }))
+    .into_response()
+}

@@ -1,0 +1,191 @@
+//! One groupcache peer per process: the peer gRPC service and a small HTTP front on one port,
+//! in front of a directory of files (one file per key).
+//!
+//! Three terminals make a cluster (see the README's "A cluster in three terminals"):
+//!
+//! ```text
+//! cargo run -p groupcache-node -- --listen 127.0.0.1:9001 --data-dir examples/node/data \
+//!     --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003
+//! curl -s localhost:9001/values/hello.txt     # value, owner, which peer read the file
+//! curl -s localhost:9002/stats                # counters, file reads, members
+//! ```
+//!
+//! Membership comes from one of: `--peers` (or the `GROUPCACHE_PEERS` environment variable),
+//! `--peers-file` (re-read on every discovery poll), or `--dns NAME` (every address of the
+//! name, on this node's port: a kubernetes headless service). With none, the node is alone.
+//!
+//! The first line on stdout is `listening on ADDR`, with the bound address (useful with
+//! `--listen 127.0.0.1:0`). Logs go to stderr (`RUST_LOG=debug` for more).
+
+mod files;
+mod http;
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use groupcache::{
+    DiscoveryDriver, DiscoveryHandle, DnsPeers, Groupcache, GroupcachePeer, PeersFile, StaticPeers,
+};
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+
+use crate::files::{FileLoader, FileValue};
+
+/// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `GET /stats`)
+/// on the same port, caching the files of a directory.
+#[derive(Debug, Parser)]
+#[command(name = "groupcache-node", version)]
+struct Args {
+    /// Address to listen on, for gRPC and HTTP. Port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+
+    /// The address other peers reach this node at. Default: the listen address, or, when
+    /// listening on an unspecified address (0.0.0.0 or ::), this machine's entry in --peers
+    /// found by host name.
+    #[arg(long)]
+    advertise: Option<String>,
+
+    /// Every peer, this one included: host:port entries separated by commas. Default: the
+    /// GROUPCACHE_PEERS environment variable.
+    #[arg(long, conflicts_with_all = ["peers_file", "dns"])]
+    peers: Option<String>,
+
+    /// A file listing every peer (host:port, separated by commas or newlines, # comments),
+    /// read again on every discovery poll.
+    #[arg(long, value_name = "PATH", conflicts_with = "dns")]
+    peers_file: Option<PathBuf>,
+
+    /// A DNS name whose addresses are the peers (e.g. a kubernetes headless service), each on
+    /// this node's advertised port. Only IPv4 addresses are used.
+    #[arg(long, value_name = "NAME")]
+    dns: Option<String>,
+
+    /// Time between two discovery polls, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    discovery_interval_ms: u64,
+
+    /// Directory whose files are the values (key = file name).
+    #[arg(long, value_name = "DIR", default_value = "examples/node/data")]
+    data_dir: PathBuf,
+
+    /// Capacity of the main cache, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    cache_bytes: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("groupcache-node: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    let incoming = TcpIncoming::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
+        .with_nodelay(Some(true));
+    let bound = incoming.local_addr()?;
+    let static_peers = match (&args.peers, &args.peers_file, &args.dns) {
+        (Some(list), _, _) => Some(StaticPeers::parse(list)?),
+        (None, None, None) if std::env::var_os("GROUPCACHE_PEERS").is_some() => {
+            Some(StaticPeers::from_env("GROUPCACHE_PEERS")?)
+        }
+        _ => None,
+    };
+    let me = advertised_address(&args, bound, static_peers.as_ref()).await?;
+
+    let loader = FileLoader::new(&args.data_dir, &me.to_string())?;
+    let cache: Groupcache<FileValue> = Groupcache::builder(me.clone(), loader.clone())
+        .main_cache_capacity(args.cache_bytes)
+        .build();
+    let _discovery = start_discovery(&args, &cache, static_peers).await?;
+
+    // gRPC and HTTP on one port: tonic routes gRPC requests to the cache's service and
+    // everything else to the axum router; HTTP/1.1 is accepted for curl and browsers.
+    let routes =
+        Routes::from(http::routes(cache.clone(), loader)).add_service(cache.grpc_service());
+    println!("listening on {bound}");
+    tracing::info!(%bound, %me, data_dir = %args.data_dir.display(), "serving gRPC and HTTP");
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// The address the other peers know this node by.
+async fn advertised_address(
+    args: &Args,
+    bound: SocketAddr,
+    static_peers: Option<&StaticPeers>,
+) -> Result<GroupcachePeer, Box<dyn Error>> {
+    if let Some(advertise) = &args.advertise {
+        return match static_peers {
+            Some(peers) => Ok(peers.find_me(Some(advertise)).await?),
+            None => Ok(advertise
+                .parse::<GroupcachePeer>()
+                .map_err(|e| format!("--advertise {advertise}: {e} (give ip:port)"))?),
+        };
+    }
+    if !bound.ip().is_unspecified() {
+        return Ok(bound.into());
+    }
+    match static_peers {
+        Some(peers) => Ok(peers.find_me(None).await?),
+        None => Err(format!(
+            "listening on {bound}: give --advertise with the address other peers reach this \
+             node at"
+        )
+        .into()),
+    }
+}
+
+async fn start_discovery(
+    args: &Args,
+    cache: &Groupcache<FileValue>,
+    static_peers: Option<StaticPeers>,
+) -> Result<Option<DiscoveryHandle>, Box<dyn Error>> {
+    let interval = Duration::from_millis(args.discovery_interval_ms);
+    let handle = if let Some(peers) = static_peers {
+        DiscoveryDriver::new(cache.clone(), peers)
+            .interval(interval)
+            .spawn()
+    } else if let Some(path) = &args.peers_file {
+        DiscoveryDriver::new(cache.clone(), PeersFile::new(path))
+            .interval(interval)
+            .spawn()
+    } else if let Some(name) = &args.dns {
+        DiscoveryDriver::new(
+            cache.clone(),
+            DnsPeers::new(name, cache.me().addr().port()).ipv4_only(),
+        )
+        .interval(interval)
+        .spawn()
+    } else {
+        tracing::info!("no --peers, --peers-file, --dns or GROUPCACHE_PEERS: running alone");
+        cache.set_peers([cache.me().clone()]).await?;
+        return Ok(None);
+    };
+    Ok(Some(handle))
+}
