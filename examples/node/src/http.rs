@@ -1,28 +1,84 @@
-//! The HTTP front: `GET /values/{key}` and `GET /stats`, as JSON.
+//! The HTTP front: `GET /values/{key}`, `/stats`, `/debug/ring` and `/debug/owner/{key}` as
+//! JSON, and `/metrics` for Prometheus.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use groupcache::{ErrorKind, Groupcache};
+use groupcache::{ErrorKind, Groupcache, TraceContext};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::files::{FileLoader, FileValue, check_key};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Node {
     cache: Groupcache<FileValue>,
     loader: FileLoader,
+    prometheus: PrometheusHandle,
 }
 
-/// The routes, answering from `cache`; `loader` provides the read count.
-pub(crate) fn routes(cache: Groupcache<FileValue>, loader: FileLoader) -> Router {
+/// The routes, answering from `cache`; `loader` provides the read count, `prometheus` the
+/// metrics page.
+pub(crate) fn routes(
+    cache: Groupcache<FileValue>,
+    loader: FileLoader,
+    prometheus: PrometheusHandle,
+) -> Router {
     Router::new()
         .route("/values/{key}", get(value))
         .route("/stats", get(stats))
-        .with_state(Node { cache, loader })
+        .route("/metrics", get(metrics))
+        .route("/debug/ring", get(ring))
+        .route("/debug/owner/{key}", get(owner))
+        .with_state(Node {
+            cache,
+            loader,
+            prometheus,
+        })
+}
+
+/// Every metric in the Prometheus text format.
+async fn metrics(State(node): State<Node>) -> Response {
+    // Refreshes the cache-size gauges.
+    node.cache.stats();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        node.prometheus.render(),
+    )
+        .into_response()
+}
+
+/// This node's view of the ring: members, virtual nodes, counters.
+async fn ring(State(node): State<Node>) -> Response {
+    Json(node.cache.describe(None)).into_response()
+}
+
+/// Who owns `key`, according to this node and to every member it knows (asked with the
+/// `Describe` RPC): a disagreement shows peers with different member lists.
+async fn owner(State(node): State<Node>, Path(key): Path<String>) -> Response {
+    let mine = node.cache.describe(Some(&key));
+    let mut views = serde_json::Map::new();
+    for peer in &mine.peers {
+        let view = match node.cache.describe_peer(peer, Some(&key)).await {
+            Ok(view) => json!(view.owner),
+            Err(err) => json!({ "error": err.to_string() }),
+        };
+        views.insert(peer.to_string(), view);
+    }
+    Json(json!({
+        "key": key,
+        "owner": mine.owner,
+        "me": mine.me,
+        "views": views,
+    }))
+    .into_response()
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -30,12 +86,21 @@ fn error(status: StatusCode, message: String) -> Response {
 }
 
 /// The value of `key`, which peer owns it, and which peer read it from disk.
-async fn value(State(node): State<Node>, Path(key): Path<String>) -> Response {
+/// A `traceparent` header joins the request to the caller's trace, on every peer it reaches.
+async fn value(State(node): State<Node>, Path(key): Path<String>, headers: HeaderMap) -> Response {
     if let Err(bad) = check_key(&key) {
         return error(StatusCode::BAD_REQUEST, format!("{bad} ({key:?})"));
     }
     let owner = node.cache.owner_of(&key).to_string();
-    match node.cache.get(&key).await {
+    let context = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let found = match context {
+        Some(context) => context.scope(node.cache.get(&key)).await,
+        None => node.cache.get(&key).await,
+    };
+    match found {
         Ok(value) => Json(json!({
             "key": key,
             "value": String::from_utf8_lossy(&value.contents),
@@ -86,6 +151,7 @@ async fn stats(State(node): State<Node>) -> Response {
         "server_requests": s.server_requests,
         "removes": s.removes,
         "rejected_keys": s.rejected_keys,
+        "unauthenticated_requests": s.unauthenticated_requests,
         "main_cache": tier(s.main_cache),
         "hot_cache": tier(s.hot_cache),
     }))

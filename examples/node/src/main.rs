@@ -35,8 +35,9 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::files::{FileLoader, FileValue};
 
-/// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `GET /stats`)
-/// on the same port, caching the files of a directory.
+/// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `/stats`,
+/// `/metrics`, `/debug/ring`, `/debug/owner/{key}`) on the same port, caching the files of a
+/// directory.
 #[derive(Debug, Parser)]
 #[command(name = "groupcache-node", version)]
 struct Args {
@@ -112,6 +113,10 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let me = advertised_address(&args, bound, static_peers.as_ref()).await?;
 
+    // Before the cache is built: it registers its metrics with the recorder in place.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     let loader = FileLoader::new(&args.data_dir, &me.to_string())?;
     let cache: Groupcache<FileValue> = Groupcache::builder(me.clone(), loader.clone())
         .main_cache_capacity(args.cache_bytes)
@@ -120,11 +125,12 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
     // gRPC and HTTP on one port: tonic routes gRPC requests to the cache's service and
     // everything else to the axum router; HTTP/1.1 is accepted for curl and browsers.
-    let routes =
-        Routes::from(http::routes(cache.clone(), loader)).add_service(cache.grpc_service());
+    let routes = Routes::from(http::routes(cache.clone(), loader, prometheus))
+        .add_service(cache.grpc_service());
     println!("listening on {bound}");
     tracing::info!(%bound, %me, data_dir = %args.data_dir.display(), "serving gRPC and HTTP");
-    tonic::transport::Server::builder()
+    cache
+        .server_builder()?
         .accept_http1(true)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {

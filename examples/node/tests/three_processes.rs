@@ -73,6 +73,13 @@ fn start_node(nodes: &mut Nodes, dir: &Path, i: usize) -> SocketAddr {
 
 /// `GET path` over HTTP/1.1; returns the status and the body parsed as JSON.
 fn get(node: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = get_text(node, path);
+    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, body)
+}
+
+/// `GET path` over HTTP/1.1; returns the status and the body as text.
+fn get_text(node: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&node, LIMIT).expect("connect");
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     write!(
@@ -94,8 +101,7 @@ fn get(node: SocketAddr, path: &str) -> (u16, Value) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status");
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    (status, body)
+    (status, body.to_owned())
 }
 
 fn value(node: SocketAddr, key: &str) -> Value {
@@ -196,6 +202,41 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
         let owned = owner_of.values().filter(|o| *o == node).count() as u64;
         assert_eq!(*n, owned, "{node} read exactly the files it owns");
     }
+
+    // Introspection agrees with the routing used: every member, asked over the Describe RPC,
+    // names the owner that read the file.
+    for key in keys.iter().take(5) {
+        let (status, body) = get(addrs[0], &format!("/debug/owner/{key}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["owner"], owner_of[key].as_str(), "{body}");
+        for node in &all {
+            assert_eq!(
+                body["views"][node],
+                owner_of[key].as_str(),
+                "{node}: {body}"
+            );
+        }
+    }
+    let (status, ring) = get(addrs[1], "/debug/ring");
+    assert_eq!(status, 200);
+    assert_eq!(ring["peers"].as_array().unwrap().len(), 3, "{ring}");
+    // Prometheus, scraped over HTTP: the documented names, agreeing with /stats.
+    let (status, page) = get_text(addrs[0], "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "groupcache_gets_total",
+        "groupcache_peer_loads_total",
+        "groupcache_get_duration_seconds_count{outcome=\"peer_load\"}",
+        "groupcache_peer_request_duration_seconds_count{",
+        "groupcache_cache_entries{tier=\"main\"}",
+    ] {
+        assert!(page.contains(name), "{name} missing from:\n{page}");
+    }
+    let local_loads = stats(addrs[0])["local_loads"].as_u64().unwrap();
+    assert!(
+        page.contains(&format!("groupcache_local_loads_total {local_loads}")),
+        "local loads {local_loads}:\n{page}"
+    );
 
     // Bad keys: a clear 400, nothing read; a missing file: 404.
     for bad in ["..%2Fsecret", "%2E%2E", ".hidden"] {
