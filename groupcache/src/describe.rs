@@ -98,6 +98,30 @@ impl<V> Inner<V> {
     }
 }
 
+/// Builds `$target` from `$source`'s counters, which both name alike, plus the given fields.
+macro_rules! counters {
+    ($source:ident => $($target:ident)::+ { $($field:ident: $value:expr,)* }) => {
+        $($target)::+ {
+            gets: $source.gets,
+            hot_hits: $source.hot_hits,
+            main_hits: $source.main_hits,
+            loads: $source.loads,
+            loads_deduped: $source.loads_deduped,
+            local_loads: $source.local_loads,
+            local_load_errors: $source.local_load_errors,
+            peer_loads: $source.peer_loads,
+            peer_errors: $source.peer_errors,
+            fallback_loads: $source.fallback_loads,
+            auth_failures: $source.auth_failures,
+            server_requests: $source.server_requests,
+            removes: $source.removes,
+            rejected_keys: $source.rejected_keys,
+            unauthenticated_requests: $source.unauthenticated_requests,
+            $($field: $value,)*
+        }
+    };
+}
+
 /// The wire form of a view, as the `Describe` RPC answers.
 pub(crate) fn to_reply(view: &PeerView) -> pb::DescribeResponse {
     let tier = |t: &TierStats| pb::TierStats {
@@ -112,25 +136,10 @@ pub(crate) fn to_reply(view: &PeerView) -> pb::DescribeResponse {
         peers: view.peers.iter().map(ToString::to_string).collect(),
         virtual_nodes: u32::try_from(view.virtual_nodes).unwrap_or(u32::MAX),
         owner: view.owner.as_ref().map(ToString::to_string),
-        stats: Some(pb::PeerStats {
-            gets: s.gets,
-            hot_hits: s.hot_hits,
-            main_hits: s.main_hits,
-            loads: s.loads,
-            loads_deduped: s.loads_deduped,
-            local_loads: s.local_loads,
-            local_load_errors: s.local_load_errors,
-            peer_loads: s.peer_loads,
-            peer_errors: s.peer_errors,
-            fallback_loads: s.fallback_loads,
-            auth_failures: s.auth_failures,
-            server_requests: s.server_requests,
-            removes: s.removes,
-            rejected_keys: s.rejected_keys,
-            unauthenticated_requests: s.unauthenticated_requests,
+        stats: Some(counters!(s => pb::PeerStats {
             main_cache: Some(tier(&s.main_cache)),
             hot_cache: Some(tier(&s.hot_cache)),
-        }),
+        })),
     }
 }
 
@@ -151,25 +160,10 @@ fn from_reply(reply: pb::DescribeResponse) -> Result<PeerView, String> {
         }
     };
     let s = reply.stats.unwrap_or_default();
-    let stats = Stats {
-        gets: s.gets,
-        hot_hits: s.hot_hits,
-        main_hits: s.main_hits,
-        loads: s.loads,
-        loads_deduped: s.loads_deduped,
-        local_loads: s.local_loads,
-        local_load_errors: s.local_load_errors,
-        peer_loads: s.peer_loads,
-        peer_errors: s.peer_errors,
-        fallback_loads: s.fallback_loads,
-        auth_failures: s.auth_failures,
-        server_requests: s.server_requests,
-        removes: s.removes,
-        rejected_keys: s.rejected_keys,
-        unauthenticated_requests: s.unauthenticated_requests,
+    let stats = counters!(s => Stats {
         main_cache: tier(s.main_cache),
         hot_cache: tier(s.hot_cache),
-    };
+    });
     Ok(PeerView {
         me: peer(&reply.me)?,
         peers: reply
