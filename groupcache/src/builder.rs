@@ -49,6 +49,8 @@ pub(crate) struct Config {
     /// Tokens the peer service accepts; none means no check.
     pub(crate) accepted_tokens: AcceptedTokens,
     pub(crate) max_concurrent_streams: u32,
+    /// How long a peer's request may take to arrive and be answered by this peer's service.
+    pub(crate) peer_timeout: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::PeerTls>,
 }
@@ -176,6 +178,14 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
 
     /// Deadline of every request to a peer, including waiting for a connection. When it
     /// passes, this peer loads the value itself. Default: [`DEFAULT_PEER_TIMEOUT`] (2 s).
+    ///
+    /// It also bounds, on this peer's [service](Groupcache::grpc_service), how long a request
+    /// from a peer may take to arrive in full and be answered: a request still unanswered then
+    /// gets `DeadlineExceeded` and its stream is closed (counted in
+    /// [`Stats::timed_out_requests`](crate::Stats::timed_out_requests)), so that a client
+    /// opening streams and never sending their bodies cannot hold them open. A load it was
+    /// waiting for goes on and fills the cache. The asking peer, with the same timeout, has
+    /// given up by then anyway.
     ///
     /// # Panics
     ///
@@ -381,6 +391,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             max_value_size: self.max_value_size,
             accepted_tokens: AcceptedTokens::new(accepted),
             max_concurrent_streams: self.max_concurrent_streams,
+            peer_timeout: self.peer_timeout,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
         };
@@ -432,7 +443,8 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
                 hot_capacity,
                 max_entry,
                 self.hot_ttl,
-            ),
+            )
+            .keeping_decoded_only(),
             promotion: self.promotion,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),

@@ -26,11 +26,15 @@ use self::quick_store::QuickStore;
 use crate::flight::Superseded;
 use crate::stats::TierStats;
 
-/// One cached value: decoded for local callers, encoded for peers and for weighing.
+/// One cached value: decoded for local callers, encoded for peers.
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
     pub(crate) value: V,
+    /// The encoded value, as peers receive it. Empty in an entry the hot tier keeps: a hot
+    /// copy never answers a peer (rule 6), so it keeps the decoded value only.
     pub(crate) encoded: Bytes,
+    /// The encoded value's length: with the key's, what the entry weighs in a tier.
+    encoded_len: usize,
     expires_at: Option<Instant>,
 }
 
@@ -38,9 +42,16 @@ impl<V> Entry<V> {
     pub(crate) fn new(value: V, encoded: Bytes, ttl: Option<Duration>) -> Arc<Self> {
         Arc::new(Entry {
             value,
+            encoded_len: encoded.len(),
             encoded,
             expires_at: ttl.map(|ttl| Instant::now() + ttl),
         })
+    }
+
+    /// What this entry weighs under `key`: key plus encoded value, in bytes, at least 1
+    /// (quick_cache never evicts an entry of weight 0).
+    pub(crate) fn weight(&self, key: &str) -> u64 {
+        (key.len() + self.encoded_len).max(1) as u64
     }
 
     fn is_expired(&self) -> bool {
@@ -65,6 +76,9 @@ pub(crate) struct Tier<V> {
     evictions: Arc<AtomicU64>,
     /// Entries found expired on read (expiry is ours, not the backend's).
     expirations: AtomicU64,
+    /// Whether stored entries keep their encoded bytes (the main tier, which answers peers)
+    /// or only the decoded value (the hot tier).
+    keeps_encoded: bool,
 }
 
 impl<V: Send + Sync + 'static> Tier<V> {
@@ -109,6 +123,16 @@ impl<V: Send + Sync + 'static> Tier<V> {
             ttl,
             evictions,
             expirations: AtomicU64::new(0),
+            keeps_encoded: true,
+        }
+    }
+
+    /// This tier, keeping only the decoded value of each entry: for the hot tier, whose
+    /// entries never answer peers. The entry [`Tier::insert`] returns still has its bytes.
+    pub(crate) fn keeping_decoded_only(self) -> Self {
+        Tier {
+            keeps_encoded: false,
+            ..self
         }
     }
 
@@ -141,21 +165,41 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// The backend may still decline to keep the value or evict it soon (a cold key when the
     /// tier is full), and a value heavier than the tier (or than a quick_cache shard, sized
     /// for the maximum value size) is not stored at all.
+    ///
+    /// What the tier keeps owns exactly its bytes (rule 19): `encoded` may be a slice of a
+    /// larger buffer (a network frame, a `Vec` with spare capacity), and keeping the slice
+    /// would keep that whole buffer alive. The main tier keeps a copy of exactly the encoded
+    /// length; the hot tier keeps no encoded bytes at all. A copy costs one `memcpy` per store
+    /// (once per load or promotion, never per hit).
     pub(crate) fn insert(
         &self,
         key: &str,
         value: V,
         encoded: Bytes,
         superseded: &Superseded,
-    ) -> Arc<Entry<V>> {
-        let entry = Entry::new(value, encoded, self.ttl);
-        let weight = (key.len() + entry.encoded.len()) as u64;
-        if weight <= self.max_entry {
-            match &self.store {
-                Some(Store::Quick(store)) => store.insert(key, &entry, superseded),
-                Some(Store::Moka(store)) => store.insert(key, &entry, superseded),
-                None => {}
-            }
+    ) -> Arc<Entry<V>>
+    where
+        V: Clone,
+    {
+        let kept = match &self.store {
+            Some(store) if (key.len() + encoded.len()) as u64 <= self.max_entry => store,
+            _ => return Entry::new(value, encoded, self.ttl),
+        };
+        let (entry, stored) = if self.keeps_encoded {
+            let entry = Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl);
+            (Arc::clone(&entry), entry)
+        } else {
+            let stored = Arc::new(Entry {
+                value: value.clone(),
+                encoded: Bytes::new(),
+                encoded_len: encoded.len(),
+                expires_at: self.ttl.map(|ttl| Instant::now() + ttl),
+            });
+            (Entry::new(value, encoded, self.ttl), stored)
+        };
+        match kept {
+            Store::Quick(store) => store.insert(key, &stored, superseded),
+            Store::Moka(store) => store.insert(key, &stored, superseded),
         }
         entry
     }

@@ -19,7 +19,7 @@ use crate::BoxError;
 /// use bytes::Bytes;
 /// use groupcache::{BoxError, Codec};
 ///
-/// /// Values that already are bytes: no copy, no framing.
+/// /// Values that already are bytes: no framing.
 /// struct Raw;
 ///
 /// impl Codec<Bytes> for Raw {
@@ -27,7 +27,9 @@ use crate::BoxError;
 ///         Ok(value.clone())
 ///     }
 ///     fn decode(&self, bytes: Bytes) -> Result<Bytes, BoxError> {
-///         Ok(bytes)
+///         // `bytes` is a slice of the network buffer the reply arrived in: a hot copy that
+///         // kept the slice would keep the whole buffer alive. Copy it out.
+///         Ok(Bytes::copy_from_slice(&bytes))
 ///     }
 /// }
 /// ```
@@ -37,6 +39,11 @@ pub trait Codec<V>: Send + Sync + 'static {
 
     /// Decodes a value encoded by [`Codec::encode`] on another peer. The bytes come from the
     /// network: return an error for malformed input, never panic.
+    ///
+    /// They are a slice of the buffer the reply was read into, which is often larger. A value
+    /// that borrows them without copying (a `Bytes` field, zero-copy parsing) keeps that whole
+    /// buffer alive for as long as the hot cache keeps the value: copy what the value keeps.
+    /// serde-based codecs such as [`Postcard`] copy into owned fields anyway.
     fn decode(&self, bytes: Bytes) -> Result<V, BoxError>;
 }
 

@@ -50,7 +50,8 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] if `peer` is not a member of this peer's ring;
+    /// [`ErrorKind::KeyTooLong`] if `key` is longer than the maximum key length (nothing is
+    /// sent); [`ErrorKind::Config`] if `peer` is not a member of this peer's ring;
     /// [`ErrorKind::Peer`] if it cannot be reached or its reply is malformed; its refusal
     /// otherwise (for example [`ErrorKind::Unauthenticated`]).
     pub async fn describe_peer(
@@ -58,6 +59,10 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         peer: &GroupcachePeer,
         key: Option<&str>,
     ) -> Result<PeerView, Error> {
+        // Rule 11: refused here, before any request (the peer would refuse it anyway).
+        if let Some(key) = key {
+            self.inner().check_key(key)?;
+        }
         if peer == self.me() {
             return Ok(self.describe(key));
         }
@@ -117,6 +122,7 @@ macro_rules! counters {
             removes: $source.removes,
             rejected_keys: $source.rejected_keys,
             unauthenticated_requests: $source.unauthenticated_requests,
+            timed_out_requests: $source.timed_out_requests,
             $($field: $value,)*
         }
     };

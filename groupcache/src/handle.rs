@@ -14,7 +14,9 @@ use crate::builder::{Config, GroupcacheBuilder};
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
 use crate::flight::{FlightGroup, Role, Superseded};
+use crate::log_throttle::REPEATED_FAILURE_LOG_INTERVAL;
 use crate::outcome::Outcome;
+use crate::peer::client::PeerClient;
 use crate::peer::server::GroupcacheService;
 use crate::peer::status::PeerFailure;
 use crate::promotion::HotCachePolicy;
@@ -254,7 +256,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
         // again: drop it once more now that the owner no longer has it.
         inner.drop_local(key);
         told.map_err(|failure| match failure {
-            PeerFailure::Answer(err) => inner.count_answer(err),
+            PeerFailure::Answer(err) => inner.count_answer(&client, err),
             PeerFailure::Transport(err) => {
                 Counters::bump(&inner.counters.peer_errors);
                 err
@@ -383,10 +385,18 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
         stats
     }
 
-    fn count_answer(&self, err: Error) -> Error {
+    fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
         if err.kind() == ErrorKind::Unauthenticated {
             Counters::bump(&self.counters.auth_failures);
-            tracing::error!(error = %err, "peer refused this peer's credentials");
+            if let Some(since_last) = client.log_refused() {
+                tracing::error!(
+                    error = %err,
+                    similar_since_last = since_last,
+                    "peer refused this peer's credentials (repeats are logged at most every {:?}; \
+                     Stats::auth_failures counts each)",
+                    REPEATED_FAILURE_LOG_INTERVAL
+                );
+            }
         }
         err
     }
@@ -437,16 +447,23 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             Err(failure) => failure,
         };
         match failure {
-            PeerFailure::Answer(err) => Err(self.count_answer(err)),
+            PeerFailure::Answer(err) => Err(self.count_answer(&client, err)),
             PeerFailure::Transport(err) => {
                 Counters::bump(&self.counters.peer_errors);
                 Counters::bump(&self.counters.fallback_loads);
-                tracing::warn!(
-                    key = self.trace_keys.show(&key).as_deref(),
-                    owner = %client.peer(),
-                    error = %err,
-                    "owner unreachable; loading locally"
-                );
+                // While an owner is down every request for its keys fails: one line, then
+                // one per interval with the count, or the logs drown.
+                if let Some(since_last) = client.log_unreachable() {
+                    tracing::warn!(
+                        key = self.trace_keys.show(&key).as_deref(),
+                        owner = %client.peer(),
+                        error = %err,
+                        similar_since_last = since_last,
+                        "owner unreachable; loading locally (repeats are logged at most every \
+                         {:?}; Stats::peer_errors counts each)",
+                        REPEATED_FAILURE_LOG_INTERVAL
+                    );
+                }
                 found(self.load(&key).await?, Outcome::Fallback)
             }
         }

@@ -59,7 +59,10 @@
 //!    ([`HotCachePolicy`]), bounded at 1/8 of the main cache and served for at most 60 s.
 //! 9. **Remove.** [`Groupcache::remove`] clears this peer and the owner; other peers' hot copies
 //!    live until their TTL.
-//! 10. **Deadlines.** Every peer request has a deadline ([`GroupcacheBuilder::peer_timeout`]).
+//! 10. **Deadlines.** Every peer request has a deadline ([`GroupcacheBuilder::peer_timeout`]),
+//!     and a peer's service answers or closes every request within it. Serve on a listener
+//!     from [`bind`] or [`incoming`]: they set `TCP_NODELAY`, which tonic's
+//!     `serve_with_incoming` does not.
 //! 11. **Bad input.** Oversized keys are refused before any request; oversized or malformed
 //!     messages get a gRPC status; the server keeps serving.
 //!
@@ -83,6 +86,7 @@ mod error;
 mod flight;
 mod handle;
 mod loader;
+mod log_throttle;
 mod outcome;
 mod peer;
 mod promotion;
@@ -117,6 +121,7 @@ pub use handle::Groupcache;
 pub use loader::{NotFound, ValueLoader};
 pub use peer::GroupcachePeer;
 pub use peer::connector::{LazyConnector, PeerConnector};
+pub use peer::listener::{bind, incoming};
 pub use peer::server::GroupcacheService;
 pub use peer::token::{MAX_PEER_TOKEN_LEN, PeerToken};
 pub use promotion::{HotCachePolicy, PromoteOneIn};

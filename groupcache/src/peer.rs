@@ -1,11 +1,12 @@
 //! Peers: who they are ([`GroupcachePeer`]), how this peer asks them for values
-//! ([`client`]), how it answers them ([`server`]), and how gRPC statuses map to [`Error`]s
-//! ([`status`]).
+//! ([`client`]), how it answers them ([`server`], on a [`listener`] with the right socket
+//! options), and how gRPC statuses map to [`Error`]s ([`status`]).
 //!
 //! [`Error`]: crate::Error
 
 pub(crate) mod client;
 pub(crate) mod connector;
+pub(crate) mod listener;
 pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod token;

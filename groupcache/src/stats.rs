@@ -81,6 +81,7 @@ counters! {
     removes => "removes_total",
     rejected_keys => "rejected_keys_total",
     unauthenticated_requests => "unauthenticated_requests_total",
+    timed_out_requests => "timed_out_requests_total",
 }
 
 impl Counters {
@@ -141,6 +142,11 @@ pub struct Stats {
     /// missing or unaccepted peer token ([`PeerToken`](crate::PeerToken)). Anything but zero
     /// means a misconfigured peer or someone probing the port.
     pub unauthenticated_requests: u64,
+    /// Requests from other peers that did not arrive in full and get their answer within this
+    /// peer's [`peer_timeout`](crate::GroupcacheBuilder::peer_timeout), and were answered
+    /// with `DeadlineExceeded` instead. Rising without `peer_errors` on the askers means
+    /// clients that open requests and never finish sending them.
+    pub timed_out_requests: u64,
     /// The main cache: values this peer owns.
     pub main_cache: TierStats,
     /// The hot cache: copies of values owned by other peers.

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader};
 use tokio::sync::{oneshot, watch};
-use tonic::transport::server::TcpIncoming;
 
 pub mod fuzz_harness;
 pub mod grpc_frames;
+pub mod log_capture;
 pub mod pki;
+pub mod rss;
 pub mod sim;
 pub mod span_capture;
 
@@ -402,6 +403,37 @@ impl TestCluster {
     }
 }
 
+/// Starts `n` peers the way the README's quick start does, on this runtime: each binds
+/// `127.0.0.1:0` with `groupcache::bind`, is built by `build` for that address, serves its
+/// `grpc_service` from `server_builder`, and is given every peer as members.
+/// (`tests/quick_start.rs` keeps its own copy of that code: it tests the text itself.)
+pub async fn start_like_the_quick_start<V>(
+    n: usize,
+    build: impl Fn(SocketAddr) -> Groupcache<V>,
+) -> Vec<Groupcache<V>>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    let mut peers = Vec::new();
+    for _ in 0..n {
+        let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).expect("bind loopback");
+        let cache = build(incoming.local_addr().expect("local addr"));
+        tokio::spawn(
+            cache
+                .server_builder()
+                .expect("the peer's server settings")
+                .add_service(cache.grpc_service())
+                .serve_with_incoming(incoming),
+        );
+        peers.push(cache);
+    }
+    let members: Vec<groupcache::GroupcachePeer> = peers.iter().map(|c| c.me().clone()).collect();
+    for cache in &peers {
+        cache.set_peers(members.clone()).await.expect("set peers");
+    }
+    peers
+}
+
 /// Serves `cache` on `listener` from a runtime of its own (one worker thread).
 async fn serve(
     cache: Groupcache<String>,
@@ -417,7 +449,7 @@ async fn serve(
     runtime.spawn(async move {
         listener.set_nonblocking(true).expect("nonblocking");
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = groupcache::incoming(listener);
         let _ = ready_tx.send(());
         let result = cache
             .server_builder()

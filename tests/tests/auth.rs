@@ -9,7 +9,6 @@ use groupcache_pb::v1::GetRequest;
 use groupcache_pb::v1::groupcache_client::GroupcacheClient;
 use groupcache_tests::{CountingLoader, TestCluster, within_limit};
 use tonic::service::InterceptorLayer;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
 fn refuse_everyone(_: Request<()>) -> Result<Request<()>, Status> {
@@ -20,7 +19,7 @@ fn refuse_everyone(_: Request<()>) -> Result<Request<()>, Status> {
 async fn an_auth_refusal_is_returned_counted_and_never_bypassed() {
     within_limit(async {
         let loader = CountingLoader::new();
-        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let owner_addr = incoming.local_addr().unwrap();
         let owner = Groupcache::builder(owner_addr, loader.for_node(1)).build();
         let server = tokio::spawn(

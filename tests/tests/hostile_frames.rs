@@ -1,6 +1,7 @@
 //! Hand-built malformed gRPC requests, straight to a peer's service over one HTTP/2
-//! connection: each gets an error status, the loader is never called, and the same server
-//! answers the next valid request on the same connection.
+//! connection: each gets an error status (`InvalidArgument` for every malformed request: the
+//! sender's fault, not the server's), the loader is never called, and the same server answers
+//! the next valid request on the same connection.
 
 use bytes::Bytes;
 use groupcache_pb::v1::{GetRequest, GetResponse};
@@ -46,39 +47,51 @@ async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
                 "garbage body",
                 grpc,
                 frame(0, 8, &[0xff; 8]),
-                Some(Code::Internal),
+                Some(Code::InvalidArgument),
             ),
             (
                 "length prefix larger than the body",
                 grpc,
                 frame(0, 100, &valid.encode_to_vec()),
-                Some(Code::Internal),
+                Some(Code::InvalidArgument),
             ),
             (
                 "declared 4 GiB length",
                 grpc,
                 frame(0, u32::MAX, b"0123456789abcdef"),
-                Some(Code::OutOfRange),
+                Some(Code::InvalidArgument),
             ),
             (
                 "compressed flag without an encoding",
                 grpc,
                 frame(1, valid.encoded_len() as u32, &valid.encode_to_vec()),
-                Some(Code::Internal),
+                Some(Code::InvalidArgument),
             ),
             (
                 "an invalid compressed flag",
                 grpc,
                 frame(7, 0, &[]),
-                Some(Code::Internal),
+                Some(Code::InvalidArgument),
             ),
             (
                 "half a frame header",
                 grpc,
                 Bytes::from_static(&[0, 0, 0]),
-                Some(Code::Internal),
+                Some(Code::InvalidArgument),
             ),
-            ("empty body", grpc, Bytes::new(), Some(Code::Internal)),
+            (
+                "empty body",
+                grpc,
+                Bytes::new(),
+                Some(Code::InvalidArgument),
+            ),
+            // Regression test for issue 10, item 9: this was `Internal`.
+            (
+                "a key that is not UTF-8",
+                grpc,
+                frame(0, 4, &[0x0a, 0x02, 0xff, 0xfe]),
+                Some(Code::InvalidArgument),
+            ),
             (
                 "wrong content type",
                 "application/json",

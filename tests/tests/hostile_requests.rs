@@ -33,7 +33,17 @@ async fn oversized_keys_get_a_status_and_the_server_keeps_serving() {
             })
             .await
             .unwrap_err();
-        assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
+        // `InvalidArgument`, marked, since issue 10 item 9: tonic says `OutOfRange`, which the
+        // asking peer would read as its own reply limit.
+        assert_eq!(huge.code(), Code::InvalidArgument, "{huge:?}");
+        assert_eq!(
+            huge.metadata()
+                .get("groupcache-error")
+                .map(|v| v.to_str().unwrap()),
+            Some("request-too-large"),
+            "{huge:?}"
+        );
+        assert!(huge.message().contains("too large"), "{huge:?}");
 
         assert_eq!(
             cluster.loader.total_loads_on(0),

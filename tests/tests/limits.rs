@@ -188,3 +188,72 @@ async fn server_builder_limits_concurrent_requests_per_connection() {
     })
     .await;
 }
+
+// Regression test for issue 10, item 9: with peers whose `max_key_len` differ, keys the owner
+// refused came back as `KeyTooLong` (documented as "nothing was sent") or, past the owner's
+// request limit, as `ValueTooLarge` blaming `max_value_size`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_an_owner_with_a_lower_key_limit_refuses_name_the_mismatch() {
+    within_limit(async {
+        // Node 0 allows keys of 4 KiB; node 1, the owner, 1 KiB (its default).
+        let cluster =
+            TestCluster::start_with(2, |i, b| if i == 0 { b.max_key_len(4096) } else { b }).await;
+        // Over the owner's key limit, within its request limit (key limit + 1 KiB)...
+        let over_key_limit = key_of_len(&cluster, 1, 1500);
+        // ...and over its request limit too.
+        let over_request_limit = key_of_len(&cluster, 1, 3000);
+        for key in [&over_key_limit, &over_request_limit] {
+            let err = cluster.node(0).get(key).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidRequest,
+                "{} B: {err:?}",
+                key.len()
+            );
+            assert!(
+                err.to_string()
+                    .contains("give every peer the same max_key_len"),
+                "{} B: {err}",
+                key.len()
+            );
+            assert!(!err.to_string().contains("max_value_size"), "{err}");
+            assert_eq!(err.peer(), Some(cluster.node(1).me()));
+        }
+        // An answer, not an outage: no local load hid the mismatch.
+        let stats = cluster.node(0).stats();
+        assert_eq!((stats.peer_errors, stats.local_loads), (0, 0), "{stats:?}");
+        assert_eq!(cluster.loader.loads(&over_key_limit), 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+// Regression test for issue 10, item 9: `describe_peer` sent an over-long key and got
+// `Internal: h2 protocol error` back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_peer_refuses_an_over_long_key_before_any_request() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(2, |_, b| b.max_key_len(MAX_KEY)).await;
+        // Past the request limit too, where sending it fails in transport. `KeyTooLong` (not
+        // the owner's refusal, which reads `InvalidRequest`) shows it was refused here.
+        let past = "k".repeat(MAX_KEY + 4096);
+        for peer in [cluster.node(1).me(), cluster.node(0).me()] {
+            let err = cluster
+                .node(0)
+                .describe_peer(peer, Some(&past))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyTooLong, "{err:?}");
+            assert!(err.to_string().contains("max_key_len"), "{err}");
+        }
+        // A key within the limit is still answered.
+        let view = cluster
+            .node(0)
+            .describe_peer(cluster.node(1).me(), Some("fine"))
+            .await
+            .unwrap();
+        assert!(view.owner.is_some());
+        cluster.shutdown().await;
+    })
+    .await;
+}

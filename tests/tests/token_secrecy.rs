@@ -2,44 +2,16 @@
 //! h2, hyper), nor `Debug` output. Its own test binary: it installs a global subscriber that
 //! records everything at TRACE, including the node servers' threads.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use groupcache::{ErrorKind, Groupcache, PeerToken};
+use groupcache_tests::log_capture::CapturedLogs;
 use groupcache_tests::{CountingLoader, TestCluster, within_limit};
 
 const TOKEN: &str = "s3cr3t-token-7f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const WRONG: &str = "wr0ng-token-0123456789abcdef0123456789abcdef";
 
-/// Every formatted log line, from every thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_appears_in_no_log_line_and_no_debug_output() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let captured = CapturedLogs::install(tracing::Level::TRACE);
 
     within_limit(async {
         // Peers 0 and 1 share the token; peer 2 presents a wrong one.

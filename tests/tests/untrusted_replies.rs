@@ -17,7 +17,6 @@ use groupcache_tests::{CountingLoader, within_limit};
 use tonic::body::Body;
 use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
 
 /// A hand-built HTTP response: status, content type, body, and a gRPC status in trailers.
 #[derive(Clone)]
@@ -74,7 +73,7 @@ enum Outcome {
 }
 
 async fn outcome_of(case: &str, reply: Reply) -> Outcome {
-    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let owner = incoming.local_addr().unwrap();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -197,7 +196,7 @@ async fn malformed_replies_fall_back_and_undecodable_values_are_codec_errors() {
 async fn a_well_formed_reply_is_used() {
     within_limit(async {
         // The control: the same fake owner with a correct reply is trusted as is.
-        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let owner = incoming.local_addr().unwrap();
         let encoded =
             groupcache::Codec::<String>::encode(&groupcache::Postcard, &"hi".to_owned()).unwrap();

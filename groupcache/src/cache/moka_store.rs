@@ -22,7 +22,7 @@ impl<V: Send + Sync + 'static> MokaStore<V> {
             .name(name)
             .max_capacity(capacity_bytes)
             .weigher(|key: &String, entry: &Arc<Entry<V>>| {
-                u32::try_from(key.len() + entry.encoded.len()).unwrap_or(u32::MAX)
+                u32::try_from(entry.weight(key)).unwrap_or(u32::MAX)
             })
             .eviction_listener(move |_key, _entry, cause| {
                 if cause == RemovalCause::Size {

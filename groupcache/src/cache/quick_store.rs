@@ -35,7 +35,7 @@ struct ByWeight;
 
 impl<V> Weighter<String, Arc<Entry<V>>> for ByWeight {
     fn weight(&self, key: &String, entry: &Arc<Entry<V>>) -> u64 {
-        (key.len() + entry.encoded.len()).max(1) as u64
+        entry.weight(key)
     }
 }
 

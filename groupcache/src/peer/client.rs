@@ -13,6 +13,7 @@ use tracing::field::Empty;
 
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
+use crate::log_throttle::LogThrottle;
 use crate::telemetry::{PeerResult, PeerTelemetry, Telemetry};
 use crate::trace::TRACEPARENT;
 use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector, TraceContext};
@@ -104,6 +105,10 @@ pub(crate) struct PeerClient {
     timeout: Duration,
     token: Option<PeerToken>,
     telemetry: Option<std::sync::Arc<PeerTelemetry>>,
+    /// Which of this peer's repeated failures are logged: "unreachable" and "refused our
+    /// credentials" each get a line, then one per interval (shared by clones).
+    unreachable_log: std::sync::Arc<LogThrottle>,
+    refused_log: std::sync::Arc<LogThrottle>,
 }
 
 impl PeerClient {
@@ -131,11 +136,23 @@ impl PeerClient {
             timeout: config.request_timeout,
             token: config.token.clone(),
             telemetry,
+            unreachable_log: std::sync::Arc::default(),
+            refused_log: std::sync::Arc::default(),
         })
     }
 
     pub(crate) fn peer(&self) -> &GroupcachePeer {
         &self.peer
+    }
+
+    /// Whether to log this failure to reach the peer (see [`LogThrottle::admit`]).
+    pub(crate) fn log_unreachable(&self) -> Option<u64> {
+        self.unreachable_log.admit()
+    }
+
+    /// Whether to log this refusal of our credentials (see [`LogThrottle::admit`]).
+    pub(crate) fn log_refused(&self) -> Option<u64> {
+        self.refused_log.admit()
     }
 
     /// Asks the peer for `key`'s encoded value, as part of the trace `context`.

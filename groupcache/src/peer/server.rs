@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use groupcache_pb::v1::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
 use groupcache_pb::v1::{
@@ -16,7 +17,7 @@ use tonic::{Request, Response, Status};
 use tonic::transport::Server;
 
 use super::client::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
-use super::status::to_status;
+use super::status::{mark_refused_request, to_status};
 use super::token::{AUTHORIZATION, AcceptedTokens};
 #[cfg(feature = "tls")]
 use crate::ErrorKind;
@@ -105,8 +106,17 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
 /// a request may carry a key of the maximum key length (so a server never buffers a large
 /// request), a reply a value of the maximum value size.
 ///
-/// Serve it with `TCP_NODELAY` on (tonic's `Server::builder().tcp_nodelay(true)`, or
-/// `TcpIncoming::with_nodelay`): without it, replies can wait ~40 ms on Nagle's algorithm.
+/// Serve it on connections with `TCP_NODELAY` on: a listener from [`bind`](crate::bind) or
+/// [`incoming`](crate::incoming), or tonic's `Server::serve(addr)`. tonic's
+/// `serve_with_incoming` ignores `Server::tcp_nodelay`, and without it replies of a few hundred
+/// bytes to a few KiB wait ~40 ms on Nagle's algorithm.
+///
+/// Every request must arrive in full and be answered within the peer timeout
+/// ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout)), whatever server
+/// hosts the service: a stream that sends its headers and never its body is answered with
+/// `DeadlineExceeded` and closed then. A request that tonic refuses before it reaches the
+/// handler (over the request size limit, or not decodable, such as a key that is not UTF-8)
+/// gets `InvalidArgument`.
 pub struct GroupcacheService<V> {
     server: GroupcacheServer<PeerHandler<V>>,
     /// Checked before a request reaches the handler, or even has its body read.
@@ -119,6 +129,8 @@ struct Gate {
     tokens: AcceptedTokens,
     /// Where refusals are counted: the owning handle's counters.
     counters: Arc<Counters>,
+    /// How long a request may take to arrive and be answered: the peer timeout.
+    deadline: Duration,
 }
 
 impl Gate {
@@ -157,6 +169,20 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The answer to a request that was still unanswered at the deadline.
+    fn timed_out(&self) -> http::Response<Body> {
+        Counters::bump(&self.counters.timed_out_requests);
+        tracing::debug!(deadline = ?self.deadline, "a peer request timed out on this peer");
+        Status::deadline_exceeded(format!(
+            "the request did not arrive and get an answer within this peer's peer_timeout \
+             of {:?}",
+            self.deadline
+        ))
+        .into_http()
+    }
+}
+
 impl<V: Clone + Send + Sync + 'static> GroupcacheService<V> {
     pub(crate) fn new(inner: Arc<Inner<V>>) -> Self {
         let requests = inner.config.max_request_size();
@@ -164,6 +190,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheService<V> {
         let gate = Arc::new(Gate {
             tokens: inner.config.accepted_tokens.clone(),
             counters: Arc::clone(&inner.counters),
+            deadline: inner.config.peer_timeout,
         });
         let server = GroupcacheServer::new(PeerHandler { inner })
             .max_decoding_message_size(requests)
@@ -206,7 +233,20 @@ impl<V: Clone + Send + Sync + 'static> tower_service::Service<http::Request<Body
         if let Some(refusal) = self.gate.refuse(&request) {
             return Box::pin(std::future::ready(Ok(refusal)));
         }
-        self.server.call(request)
+        let answer = self.server.call(request);
+        let gate = Arc::clone(&self.gate);
+        Box::pin(async move {
+            // Covers reading the request body too: a stream whose body never comes is answered
+            // and closed at the deadline instead of being held open for ever.
+            match tokio::time::timeout(gate.deadline, answer).await {
+                Ok(Ok(mut response)) => {
+                    mark_refused_request(&mut response);
+                    Ok(response)
+                }
+                Ok(Err(never)) => match never {},
+                Err(_) => Ok(gate.timed_out()),
+            }
+        })
     }
 }
 
@@ -223,10 +263,12 @@ fn is_grpc(content_type: &[u8]) -> bool {
 const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 
 impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
-    /// A tonic server builder set up for peer traffic: `TCP_NODELAY`, HTTP/2 keep-alive pings,
-    /// at most [`max_concurrent_streams`](crate::GroupcacheBuilder::max_concurrent_streams)
-    /// requests per connection, headers up to 16 KiB, and TLS when
-    /// `GroupcacheBuilder::tls` is set (feature `tls`).
+    /// A tonic server builder set up for peer traffic: HTTP/2 keep-alive pings, at most
+    /// [`max_concurrent_streams`](crate::GroupcacheBuilder::max_concurrent_streams) requests
+    /// per connection, headers up to 16 KiB, and TLS when `GroupcacheBuilder::tls` is set
+    /// (feature `tls`). Its `tcp_nodelay` is on, but tonic applies it only in `serve(addr)`:
+    /// with `serve_with_incoming`, give it a listener from [`bind`](crate::bind) or
+    /// [`incoming`](crate::incoming), which set `TCP_NODELAY` on every connection.
     ///
     /// Add [`grpc_service`](Self::grpc_service) and your own services to it, then serve. If you
     /// build your server yourself instead, set the same: without `TCP_NODELAY` replies can
@@ -234,7 +276,7 @@ impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
     ///
     /// ```
     /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let incoming = tonic::transport::server::TcpIncoming::bind(cache.addr())?;
+    /// let incoming = groupcache::bind(cache.addr())?;
     /// cache
     ///     .server_builder()?
     ///     .add_service(cache.grpc_service())

@@ -89,6 +89,33 @@ fn truncate(text: &str, max: usize) -> String {
     format!("{}... ({} bytes in all)", &text[..cut], text.len())
 }
 
+/// Marks of statuses that tonic produced for this peer's service before the handler ran: the
+/// request was refused as it arrived. Never sent for a handler's own errors.
+const REQUEST_TOO_LARGE: &str = "request-too-large";
+const MALFORMED_REQUEST: &str = "malformed-request";
+
+/// Gives a request that tonic refused before the handler ran (its message over this peer's
+/// request limit: `OutOfRange`; a message that does not decode, such as a key that is not
+/// UTF-8: `Internal`) the status it deserves, `InvalidArgument`, marked with why. The handler's
+/// own errors are always marked, so an unmarked status can only be tonic's. The asking peer
+/// then reports the cause instead of blaming its own reply limit or the owner.
+pub(crate) fn mark_refused_request<B>(response: &mut http::Response<B>) {
+    let headers = response.headers_mut();
+    if headers.contains_key(ERROR_KIND_KEY) {
+        return;
+    }
+    let mark = match headers.get("grpc-status").map(http::HeaderValue::as_bytes) {
+        Some(b"11") => REQUEST_TOO_LARGE,
+        Some(b"13") => MALFORMED_REQUEST,
+        _ => return,
+    };
+    headers.insert(
+        "grpc-status",
+        http::HeaderValue::from(Code::InvalidArgument as i32),
+    );
+    headers.insert(ERROR_KIND_KEY, http::HeaderValue::from_static(mark));
+}
+
 /// Classifies the status a peer answered `key` with.
 pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> PeerFailure {
     let marked = status
@@ -99,8 +126,42 @@ pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> 
     let answer = |kind: ErrorKind, detail: String| {
         PeerFailure::Answer(Error::new(kind, detail).with_key(key).with_peer(peer))
     };
-    if let Some(kind) = marked {
-        return answer(kind, status.message().to_owned());
+    match marked {
+        // This peer let the key through, so the owner's limit is lower than ours.
+        Some(ErrorKind::KeyTooLong) => {
+            return answer(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the owner refused the key: {}; this peer allows longer keys, so give \
+                     every peer the same max_key_len",
+                    status.message()
+                ),
+            );
+        }
+        Some(kind) => return answer(kind, status.message().to_owned()),
+        None => {}
+    }
+    match status.metadata().get(ERROR_KIND_KEY).map(|v| v.as_bytes()) {
+        Some(mark) if mark == REQUEST_TOO_LARGE.as_bytes() => {
+            return answer(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the owner refused the request as larger than its limit ({}); it allows \
+                     shorter keys than this peer, so give every peer the same max_key_len",
+                    status.message()
+                ),
+            );
+        }
+        Some(mark) if mark == MALFORMED_REQUEST.as_bytes() => {
+            return answer(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the owner could not decode the request: {}",
+                    status.message()
+                ),
+            );
+        }
+        _ => {}
     }
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => answer(
@@ -156,7 +217,6 @@ mod tests {
             ErrorKind::NotFound,
             ErrorKind::ValueTooLarge,
             ErrorKind::Codec,
-            ErrorKind::KeyTooLong,
         ] {
             let status = to_status(&Error::new(kind, "why"));
             match from_status(&status, "k", &peer()) {
@@ -168,6 +228,57 @@ mod tests {
                 other => panic!("{kind:?} became {other:?}"),
             }
         }
+    }
+
+    // Regression test for issue 10, item 9: a key this peer let through but the owner refused
+    // is a mismatch of limits between peers, not this caller's over-long key.
+    #[test]
+    fn an_owner_refusing_a_key_this_peer_allowed_names_the_mismatch() {
+        let status = to_status(&Error::new(ErrorKind::KeyTooLong, "1500 > 1024"));
+        let PeerFailure::Answer(err) = from_status(&status, "k", &peer()) else {
+            panic!("not an answer");
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+        assert!(err.detail().contains("same max_key_len"), "{err}");
+    }
+
+    /// A trailers-only response as tonic's server sends one for `status`.
+    fn refusal(status: Status) -> http::Response<()> {
+        let (parts, _) = status.into_http::<tonic::body::Body>().into_parts();
+        http::Response::from_parts(parts, ())
+    }
+
+    // Regression test for issue 10, item 9: tonic's own refusals of a request (too large, not
+    // decodable) were `OutOfRange`, read by the asker as its reply limit, and `Internal`.
+    #[test]
+    fn requests_tonic_refused_become_marked_invalid_arguments() {
+        for (code, expected) in [
+            (Code::OutOfRange, "larger than its limit"),
+            (Code::Internal, "could not decode the request"),
+        ] {
+            let mut response = refusal(Status::new(code, "tonic's words"));
+            mark_refused_request(&mut response);
+            let status = Status::from_header_map(response.headers()).expect("a status");
+            assert_eq!(status.code(), Code::InvalidArgument, "{code:?}");
+            let PeerFailure::Answer(err) = from_status(&status, "k", &peer()) else {
+                panic!("{code:?}: not an answer");
+            };
+            assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{code:?}");
+            assert!(err.detail().contains(expected), "{code:?}: {err}");
+            assert!(err.detail().contains("tonic's words"), "{code:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_handlers_own_errors_and_successes_are_left_alone() {
+        let mut marked = refusal(to_status(&Error::new(ErrorKind::LoaderPanicked, "boom")));
+        let before = marked.headers().clone();
+        mark_refused_request(&mut marked);
+        assert_eq!(marked.headers(), &before);
+        let mut other = refusal(Status::unavailable("shutting down"));
+        let before = other.headers().clone();
+        mark_refused_request(&mut other);
+        assert_eq!(other.headers(), &before);
     }
 
     #[test]

@@ -1,0 +1,62 @@
+//! A peer whose owner is down logs the failure once, then at most a line per interval with a
+//! count, while its counters still count every failure.
+//!
+//! Regression test for issue 10, item 4: a killed owner made ~5,000 WARN "owner unreachable"
+//! lines per second per node. Its own test binary: it installs a global log capture.
+
+use std::time::Instant;
+
+use groupcache_tests::log_capture::CapturedLogs;
+use groupcache_tests::{TestCluster, within_limit};
+
+const FAILED_FETCHES: usize = 10_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_failed_fetches_log_a_handful_of_lines() {
+    let logs = CapturedLogs::install(tracing::Level::INFO);
+    within_limit(async {
+        let mut cluster = TestCluster::start(2).await;
+        let keys: Vec<String> = (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|k| cluster.owner_of(k) == 1)
+            .take(FAILED_FETCHES)
+            .collect();
+        cluster.kill(1).await;
+
+        let started = Instant::now();
+        let asker = cluster.node(0).clone();
+        for key in &keys {
+            assert_eq!(
+                asker.get(key).await.unwrap(),
+                cluster.loader.expected(key),
+                "served by a local load"
+            );
+        }
+        let took = started.elapsed();
+
+        // The fault happened, every time, and the counters say so.
+        let stats = asker.stats();
+        assert_eq!(stats.peer_errors, FAILED_FETCHES as u64, "{stats:?}");
+        assert_eq!(stats.fallback_loads, FAILED_FETCHES as u64, "{stats:?}");
+        // The logs: the first failure, then one line per 10 s at most, each with its count.
+        let text = logs.text();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("owner unreachable"))
+            .collect();
+        let allowed = 1 + (took.as_secs() / 10) as usize;
+        assert!(
+            !lines.is_empty() && lines.len() <= allowed,
+            "{} lines for {FAILED_FETCHES} failures in {took:?}:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+        assert!(lines[0].contains("similar_since_last=0"), "{}", lines[0]);
+        println!(
+            "{FAILED_FETCHES} failed fetches in {took:?}: {} log line(s)",
+            lines.len()
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
