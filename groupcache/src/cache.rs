@@ -296,6 +296,40 @@ mod tests {
         assert!(stats.evictions >= 90, "{stats:?}");
     }
 
+    // Regression test for issue 10, item 2: a kept slice of a network frame kept the frame.
+    #[test]
+    fn what_a_tier_keeps_never_shares_the_buffer_it_came_in() {
+        let frame = Bytes::from(vec![7u8; 8192]);
+        let slice = frame.slice(100..200);
+        let main = Tier::new("main", 1 << 20, None);
+        main.insert("k", 1u8, slice.clone(), &Superseded::default());
+        let kept = main.get("k").unwrap();
+        assert_eq!(
+            kept.encoded, slice,
+            "the main tier keeps the bytes peers are sent"
+        );
+        assert_ne!(
+            kept.encoded.as_ptr(),
+            slice.as_ptr(),
+            "a copy, not the slice"
+        );
+
+        let hot = Tier::new("hot", 1 << 20, None).keeping_decoded_only();
+        let returned = hot.insert("k", 1u8, slice.clone(), &Superseded::default());
+        assert_eq!(returned.encoded, slice, "the caller still gets the bytes");
+        let kept = hot.get("k").unwrap();
+        assert!(
+            kept.encoded.is_empty(),
+            "a hot copy keeps the decoded value only"
+        );
+        assert_eq!(
+            kept.weight("k"),
+            101,
+            "and still weighs key plus encoded value"
+        );
+        assert_eq!(hot.stats().weighted_bytes, 101);
+    }
+
     #[test]
     fn a_value_heavier_than_the_tier_is_not_kept() {
         let tier = Tier::new("t", 100, None);
