@@ -17,12 +17,27 @@
 //! The first line on stdout is `listening on ADDR`, with the bound address (useful with
 //! `--listen 127.0.0.1:0`). Logs go to stderr (`RUST_LOG=debug` for more).
 //!
+//! Who may use the peer port: without the flags below, anyone who reaches it can read and
+//! remove cached values (the node warns so at start).
+//!
+//! - `--peer-token-env NAME`: every peer request must carry the token in the environment
+//!   variable `NAME` (`export GROUPCACHE_PEER_TOKEN=$(openssl rand -hex 32)`, the same on
+//!   every peer); others are refused with `Unauthenticated` and counted in `/stats` as
+//!   `unauthenticated_requests`. `--accept-peer-token-env NAME2` also accepts a second token,
+//!   for rotation.
+//! - `--tls-ca PATH --tls-cert PATH --tls-key PATH`: TLS on the whole port, peers and HTTP
+//!   (`curl --cacert`). The certificate names the advertised IP address, or give
+//!   `--tls-domain NAME` for a name every peer's certificate carries.
+//!   `--tls-require-client-cert` makes it mutual TLS. A token over plaintext can be read off
+//!   the network: between hosts, use both.
+//!
 //! SIGTERM or SIGINT (Ctrl-C) stops the node: it accepts no new connection, gives the
 //! requests in flight `--drain-timeout-ms` (10 s) to finish, stops discovery, logs `stopped`
 //! and exits with status 0.
 
 mod files;
 mod http;
+mod security;
 mod shutdown;
 
 use std::error::Error;
@@ -39,6 +54,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 use crate::files::{FileLoader, FileValue};
+use crate::security::SecurityArgs;
 use crate::shutdown::Stopped;
 
 /// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `/stats`,
@@ -88,6 +104,9 @@ struct Args {
     /// connection is accepted meanwhile), in milliseconds. Then the process exits anyway.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     drain_timeout_ms: u64,
+
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 fn main() -> ExitCode {
@@ -139,9 +158,10 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     let loader = FileLoader::new(&args.data_dir, &me.to_string())?;
-    let cache: Groupcache<FileValue> = Groupcache::builder(me.clone(), loader.clone())
-        .main_cache_capacity(args.cache_bytes)
-        .build();
+    let builder =
+        Groupcache::builder(me.clone(), loader.clone()).main_cache_capacity(args.cache_bytes);
+    let (builder, security) = args.security.apply(builder)?;
+    let cache: Groupcache<FileValue> = builder.build();
     // Before serving: from here on a SIGTERM is ours to handle, never lost.
     let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
     let server = cache.server_builder()?;
@@ -153,6 +173,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .add_service(cache.grpc_service());
     println!("listening on {bound}");
     tracing::info!(%bound, %me, data_dir = %args.data_dir.display(), "serving gRPC and HTTP");
+    log_security(security, bound);
     let drain = Duration::from_millis(args.drain_timeout_ms);
     let server = server.accept_http1(true).add_routes(routes);
     let stopped = shutdown::serve_until(signal, drain, |stop| {
@@ -171,6 +192,25 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Stopped::Ended => tracing::info!("stopped: the listener closed"),
     }
     Ok(())
+}
+
+/// Says what protects the peer port, and warns when nothing does.
+fn log_security(security: security::Security, bound: SocketAddr) {
+    match (security.peer_token, security.tls) {
+        (true, _) => tracing::info!(
+            tls = security.tls,
+            mutual_tls = security.mutual_tls,
+            "peer authentication on: peer requests without the token are refused"
+        ),
+        (false, true) if security.mutual_tls => tracing::info!(
+            "peer authentication on: mutual TLS, peers need a certificate signed by --tls-ca"
+        ),
+        (false, tls) => tracing::warn!(
+            tls,
+            "peer authentication off: anyone who can reach {bound} can read and remove cached \
+             values; give --peer-token-env (and --tls-*)"
+        ),
+    }
 }
 
 /// The address the other peers know this node by.
