@@ -1,7 +1,7 @@
 //! The manifests in `k8s/` parse as YAML into the kubernetes API types (k8s-openapi), and fit
 //! together: the Service is headless and selects the Deployment's pods, the Role lets the
 //! Deployment's ServiceAccount list and watch EndpointSlices, the ports and environment match
-//! what the binary reads.
+//! what the binary reads, and the grace period outlasts the drain.
 
 use std::path::Path;
 
@@ -129,6 +129,18 @@ fn the_manifests_fit_together() {
         m.services[0].metadata.name.as_deref()
     );
     assert_eq!(var("PORT").value.as_deref(), Some("8080"));
+
+    // SIGTERM starts a drain of DRAIN_TIMEOUT_SECONDS; SIGKILL comes after the grace period.
+    let drain: i64 = var("DRAIN_TIMEOUT_SECONDS")
+        .value
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let grace = pod
+        .termination_grace_period_seconds
+        .expect("terminationGracePeriodSeconds is set");
+    assert!(drain < grace, "drain {drain} s, grace period {grace} s");
 
     // The pods run as the ServiceAccount that the RoleBinding gives the Role.
     let account = m.service_accounts[0].metadata.name.clone().unwrap();
