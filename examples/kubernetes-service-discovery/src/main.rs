@@ -3,7 +3,9 @@
 //!
 //! Configured by the environment, as the Deployment in `k8s/` sets it: `POD_IP` (required),
 //! `POD_NAME`, `POD_NAMESPACE` (default `default`), `SERVICE_NAME` (default `groupcache`),
-//! `PORT` (default 8080; 0 picks a free one), `DRAIN_TIMEOUT_SECONDS` (default 10: on SIGTERM, how
+//! `PORT` (default 8080; 0 picks a free one), `GROUPCACHE_PEER_TOKEN` (the shared peer token,
+//! from a Secret: peer requests without it are refused; unset, anyone who reaches the port
+//! can read and remove cached values), `DRAIN_TIMEOUT_SECONDS` (default 10: on SIGTERM, how
 //! long the requests in flight get before the process exits; keep it below the pod's
 //! `terminationGracePeriodSeconds`). HTTP: `GET /values/{key}`, `GET /stats`, `GET /healthz`.
 //! See this example's README for the walk-through on kind.
@@ -18,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use groupcache::{BoxError, DiscoveryDriver, Groupcache, ValueLoader};
+use groupcache::{BoxError, DiscoveryDriver, Groupcache, PeerToken, ValueLoader};
 use kubernetes_service_discovery::shutdown::{self, Stopped};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
@@ -64,6 +66,11 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// The environment variable holding the shared peer token.
+const PEER_TOKEN_ENV: &str = "GROUPCACHE_PEER_TOKEN";
+/// The value `k8s/secret.yaml` ships with.
+const PLACEHOLDER_TOKEN: &str = "replace-me-with-openssl-rand-hex-32";
+
 async fn run() -> Result<(), Box<dyn Error>> {
     let pod_ip: std::net::IpAddr = std::env::var("POD_IP")
         .map_err(|_| "POD_IP is not set (the Deployment sets it from status.podIP)")?
@@ -88,7 +95,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let namespace = env_or("POD_NAMESPACE", "default");
     let service = env_or("SERVICE_NAME", "groupcache");
 
-    let cache = Groupcache::builder(me, SlowSource { pod }).build();
+    let mut builder = Groupcache::builder(me, SlowSource { pod });
+    let peer_auth = std::env::var_os(PEER_TOKEN_ENV).is_some();
+    if peer_auth {
+        builder = builder.peer_token(PeerToken::from_env(PEER_TOKEN_ENV)?);
+        if std::env::var(PEER_TOKEN_ENV).is_ok_and(|t| t.trim() == PLACEHOLDER_TOKEN) {
+            tracing::warn!(
+                "{PEER_TOKEN_ENV} is the placeholder of k8s/secret.yaml, known to anyone who \
+                 read it: replace the Secret with a random token (openssl rand -hex 32)"
+            );
+        }
+    }
+    let cache = builder.build();
     // Before serving: from here on SIGTERM is ours to handle (as PID 1 it would be ignored).
     let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
     let server = cache.server_builder()?;
@@ -107,6 +125,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .with_state(cache.clone());
     let routes = Routes::from(http).add_service(cache.grpc_service());
     tracing::info!(%me, %namespace, %service, "serving gRPC and HTTP");
+    if peer_auth {
+        tracing::info!(
+            "peer authentication on: peer requests without the token in {PEER_TOKEN_ENV} are \
+             refused"
+        );
+    } else {
+        tracing::warn!(
+            "peer authentication off: {PEER_TOKEN_ENV} is not set, anyone who can reach port \
+             {port} can read and remove cached values"
+        );
+    }
     let server = server.accept_http1(true).add_routes(routes);
     let stopped = shutdown::serve_until(signal, drain, |stop| {
         server.serve_with_incoming_shutdown(incoming, stop)

@@ -461,6 +461,8 @@ async fn the_pod_stops_on_sigterm_and_exits_0() {
         .env("SERVICE_NAME", "groupcache")
         .env("PORT", "0")
         .env("DRAIN_TIMEOUT_SECONDS", "10")
+        // The placeholder of k8s/secret.yaml: the pod must say it is one.
+        .env("GROUPCACHE_PEER_TOKEN", "replace-me-with-openssl-rand-hex-32")
         .env("RUST_LOG", "info")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -482,6 +484,8 @@ async fn the_pod_stops_on_sigterm_and_exits_0() {
             .expect("the serving line names the address")
             .parse()
             .unwrap();
+        assert!(log.contains("peer authentication on"), "{log}");
+        assert!(log.contains("is the placeholder of k8s/secret.yaml"), "{log}");
         assert!(!log.contains('\u{1b}'), "no colour codes when not a terminal: {log}");
 
         let (status, body) = http_get(me, "/values/user-42").await;
@@ -490,6 +494,7 @@ async fn the_pod_stops_on_sigterm_and_exits_0() {
         let (_, stats) = http_get(me, "/stats").await;
         let stats: Value = serde_json::from_str(&stats).unwrap();
         assert_eq!(stats["members"], json!([me.to_string()]), "{stats}");
+        assert_eq!(stats["unauthenticated_requests"], 0, "{stats}");
 
         let kill = std::process::Command::new("kill")
             .args(["-TERM", &pod.child.id().to_string()])
