@@ -3,9 +3,12 @@
 //!
 //! Configured by the environment, as the Deployment in `k8s/` sets it: `POD_IP` (required),
 //! `POD_NAME`, `POD_NAMESPACE` (default `default`), `SERVICE_NAME` (default `groupcache`),
-//! `PORT` (default 8080). HTTP: `GET /values/{key}`, `GET /stats`, `GET /healthz`.
+//! `PORT` (default 8080; 0 picks a free one), `GROUPCACHE_PEER_TOKEN` (the shared peer token,
+//! from a Secret: peer requests without it are refused; unset, anyone who reaches the port
+//! can read and remove cached values), `DRAIN_TIMEOUT_SECONDS` (default 10: on SIGTERM, how
+//! long the requests in flight get before the process exits; keep it below the pod's
+//! `terminationGracePeriodSeconds`). HTTP: `GET /values/{key}`, `GET /stats`, `GET /healthz`.
 //! See this example's README for the walk-through on kind.
-
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,7 +20,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use groupcache::{BoxError, DiscoveryDriver, Groupcache, ValueLoader};
+use groupcache::{BoxError, DiscoveryDriver, Groupcache, PeerToken, ValueLoader};
+use kubernetes_service_discovery::shutdown::{self, Stopped};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
 use tonic::service::Routes;
@@ -46,6 +50,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // `kubectl logs` is not a terminal: no colour codes there.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,25 +66,55 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// The environment variable holding the shared peer token.
+const PEER_TOKEN_ENV: &str = "GROUPCACHE_PEER_TOKEN";
+/// The value `k8s/secret.yaml` ships with.
+const PLACEHOLDER_TOKEN: &str = "replace-me-with-openssl-rand-hex-32";
+
 async fn run() -> Result<(), Box<dyn Error>> {
-    let pod_ip = std::env::var("POD_IP")
-        .map_err(|_| "POD_IP is not set (the Deployment sets it from status.podIP)")?;
+    let pod_ip: std::net::IpAddr = std::env::var("POD_IP")
+        .map_err(|_| "POD_IP is not set (the Deployment sets it from status.podIP)")?
+        .parse()
+        .map_err(|e| format!("POD_IP: {e}"))?;
     let port: u16 = env_or("PORT", "8080")
         .parse()
         .map_err(|e| format!("PORT: {e}"))?;
-    let me: SocketAddr = format!("{pod_ip}:{port}")
-        .parse()
-        .map_err(|e| format!("POD_IP {pod_ip:?}: {e}"))?;
-    let pod = env_or("POD_NAME", &pod_ip);
+    let drain = Duration::from_secs(
+        env_or("DRAIN_TIMEOUT_SECONDS", "10")
+            .parse()
+            .map_err(|e| format!("DRAIN_TIMEOUT_SECONDS: {e}"))?,
+    );
+    let listen = SocketAddr::from(([0, 0, 0, 0], port));
+    let incoming = TcpIncoming::bind(listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+        .with_nodelay(Some(true));
+    // With PORT=0, the port the system picked.
+    let port = incoming.local_addr()?.port();
+    let me = SocketAddr::new(pod_ip, port);
+    let pod = env_or("POD_NAME", &pod_ip.to_string());
     let namespace = env_or("POD_NAMESPACE", "default");
     let service = env_or("SERVICE_NAME", "groupcache");
 
-    let cache = Groupcache::builder(me, SlowSource { pod }).build();
+    let mut builder = Groupcache::builder(me, SlowSource { pod });
+    let peer_auth = std::env::var_os(PEER_TOKEN_ENV).is_some();
+    if peer_auth {
+        builder = builder.peer_token(PeerToken::from_env(PEER_TOKEN_ENV)?);
+        if std::env::var(PEER_TOKEN_ENV).is_ok_and(|t| t.trim() == PLACEHOLDER_TOKEN) {
+            tracing::warn!(
+                "{PEER_TOKEN_ENV} is the placeholder of k8s/secret.yaml, known to anyone who \
+                 read it: replace the Secret with a random token (openssl rand -hex 32)"
+            );
+        }
+    }
+    let cache = builder.build();
+    // Before serving: from here on SIGTERM is ours to handle (as PID 1 it would be ignored).
+    let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+    let server = cache.server_builder()?;
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("kubernetes client: {e}"))?;
     let peers = EndpointSlicePeers::start(client, &namespace, &service, PeerPort::Number(port));
-    let _discovery = DiscoveryDriver::new(cache.clone(), peers)
+    let discovery = DiscoveryDriver::new(cache.clone(), peers)
         .interval(Duration::from_secs(2))
         .spawn();
 
@@ -88,18 +124,32 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .route("/healthz", get(|| async { "ok" }))
         .with_state(cache.clone());
     let routes = Routes::from(http).add_service(cache.grpc_service());
-    let listen = SocketAddr::from(([0, 0, 0, 0], port));
-    let incoming = TcpIncoming::bind(listen)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?
-        .with_nodelay(Some(true));
     tracing::info!(%me, %namespace, %service, "serving gRPC and HTTP");
-    tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    if peer_auth {
+        tracing::info!(
+            "peer authentication on: peer requests without the token in {PEER_TOKEN_ENV} are \
+             refused"
+        );
+    } else {
+        tracing::warn!(
+            "peer authentication off: {PEER_TOKEN_ENV} is not set, anyone who can reach port \
+             {port} can read and remove cached values"
+        );
+    }
+    let server = server.accept_http1(true).add_routes(routes);
+    let stopped = shutdown::serve_until(signal, drain, |stop| {
+        server.serve_with_incoming_shutdown(incoming, stop)
+    })
+    .await?;
+    discovery.shutdown().await;
+    match stopped {
+        Stopped::Drained(signal) => tracing::info!(%signal, "stopped: every request answered"),
+        Stopped::DrainTimedOut(signal) => tracing::warn!(
+            %signal,
+            "stopped: the drain time ({drain:?}) ran out, requests still in flight were dropped"
+        ),
+        Stopped::Ended => tracing::info!("stopped: the listener closed"),
+    }
     Ok(())
 }
 
@@ -121,19 +171,17 @@ async fn value(State(cache): State<Groupcache<String>>, Path(key): Path<String>)
     }
 }
 
+/// Every counter of `Stats` under its own name (`unauthenticated_requests` among them), and the
+/// membership this pod routes by.
 async fn stats(State(cache): State<Groupcache<String>>) -> Response {
-    let s = cache.stats();
-    Json(json!({
-        "me": cache.me().to_string(),
-        "members": cache.peers().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "gets": s.gets,
-        "hot_hits": s.hot_hits,
-        "main_hits": s.main_hits,
-        "local_loads": s.local_loads,
-        "peer_loads": s.peer_loads,
-        "peer_errors": s.peer_errors,
-        "fallback_loads": s.fallback_loads,
-        "server_requests": s.server_requests,
-    }))
-    .into_response()
+    let mut body = json!(cache.stats());
+    body["me"] = json!(cache.me().to_string());
+    body["members"] = json!(
+        cache
+            .peers()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+    Json(body).into_response()
 }

@@ -364,3 +364,167 @@ async fn a_watch_event_changes_the_ring_through_the_driver_within_a_poll() {
     })
     .await;
 }
+
+// ===== the binary, as a process =====
+
+/// The binary's stdout (its log), collected by a thread as it arrives.
+#[derive(Clone, Default)]
+struct Output(Arc<Mutex<String>>);
+
+impl Output {
+    fn collect(&self, stdout: std::process::ChildStdout) {
+        let text = Arc::clone(&self.0);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut text = text.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Kills the process if the test fails before it exits, and shows its log.
+struct Pod {
+    child: std::process::Child,
+    output: Output,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("===== the pod's log =====\n{}", self.output.text());
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.1 from a blocking thread; the status line and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, LIMIT).expect("connect");
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("a full response");
+        (head.lines().next().unwrap().to_owned(), body.to_owned())
+    })
+    .await
+    .unwrap()
+}
+
+// The binary reads its kube config from KUBECONFIG, which points at the fake API server here,
+// exactly as it reads the in-cluster config in a pod.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pod_stops_on_sigterm_and_exits_0() {
+    within_limit(async {
+        let (_fake, api) = Fake::start(vec![slice(
+            "groupcache-abcde",
+            "90",
+            vec![endpoint("127.0.0.1", Some(true))],
+        )])
+        .await;
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("pod-sigterm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+                 clusters: [{{name: fake, cluster: {{server: 'http://{api}'}}}}]\n\
+                 contexts: [{{name: fake, context: {{cluster: fake, user: nobody, namespace: default}}}}]\n\
+                 users: [{{name: nobody, user: {{}}}}]\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(env!(
+            "CARGO_BIN_EXE_kubernetes-service-discovery"
+        ))
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("POD_IP", "127.0.0.1")
+        .env("POD_NAME", "groupcache-test")
+        .env("POD_NAMESPACE", "default")
+        .env("SERVICE_NAME", "groupcache")
+        .env("PORT", "0")
+        .env("DRAIN_TIMEOUT_SECONDS", "10")
+        // The placeholder of k8s/secret.yaml: the pod must say it is one.
+        .env("GROUPCACHE_PEER_TOKEN", "replace-me-with-openssl-rand-hex-32")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the binary");
+        let output = Output::default();
+        output.collect(child.stdout.take().unwrap());
+        let mut pod = Pod { child, output };
+
+        wait_until("the pod applied its membership", || {
+            pod.output.text().contains("discovery applied")
+        })
+        .await;
+        let log = pod.output.text();
+        let me: SocketAddr = log
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("me="))
+            .expect("the serving line names the address")
+            .parse()
+            .unwrap();
+        assert!(log.contains("peer authentication on"), "{log}");
+        assert!(log.contains("is the placeholder of k8s/secret.yaml"), "{log}");
+        assert!(!log.contains('\u{1b}'), "no colour codes when not a terminal: {log}");
+
+        let (status, body) = http_get(me, "/values/user-42").await;
+        assert!(status.ends_with("200 OK"), "{status}: {body}");
+        assert!(body.contains("computed by groupcache-test"), "{body}");
+        let (_, stats) = http_get(me, "/stats").await;
+        let stats: Value = serde_json::from_str(&stats).unwrap();
+        assert_eq!(stats["members"], json!([me.to_string()]), "{stats}");
+        assert_eq!(stats["unauthenticated_requests"], 0, "{stats}");
+
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pod.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = pod.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the pod did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(exit.success(), "{exit}");
+        // The last lines arrive after the exit: wait for the pipe to deliver them.
+        wait_until("the pod logged that it stopped", || {
+            pod.output.text().contains("stopped: every request answered")
+        })
+        .await;
+        assert!(
+            pod.output.text().contains("received SIGTERM, draining"),
+            "{}",
+            pod.output.text()
+        );
+        assert!(
+            std::net::TcpStream::connect(me).is_err(),
+            "the port is closed"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

@@ -1,12 +1,13 @@
 //! The manifests in `k8s/` parse as YAML into the kubernetes API types (k8s-openapi), and fit
 //! together: the Service is headless and selects the Deployment's pods, the Role lets the
 //! Deployment's ServiceAccount list and watch EndpointSlices, the ports and environment match
-//! what the binary reads.
+//! what the binary reads, the peer token comes from the Secret, and the grace period outlasts
+//! the drain.
 
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ struct Manifests {
     role_bindings: Vec<RoleBinding>,
     services: Vec<Service>,
     deployments: Vec<Deployment>,
+    secrets: Vec<Secret>,
 }
 
 /// Parses `value` into `T`, and checks that nothing was lost on the way: a misspelt or
@@ -56,6 +58,7 @@ fn load() -> Manifests {
                 "RoleBinding" => manifests.role_bindings.push(typed(value, &origin)),
                 "Service" => manifests.services.push(typed(value, &origin)),
                 "Deployment" => manifests.deployments.push(typed(value, &origin)),
+                "Secret" => manifests.secrets.push(typed(value, &origin)),
                 other => panic!("{}: unexpected kind {other:?}", file.display()),
             }
         }
@@ -72,9 +75,10 @@ fn every_manifest_parses_into_its_kubernetes_type() {
             m.roles.len(),
             m.role_bindings.len(),
             m.services.len(),
-            m.deployments.len()
+            m.deployments.len(),
+            m.secrets.len()
         ],
-        [1, 1, 1, 1, 1]
+        [1, 1, 1, 1, 1, 1]
     );
 }
 
@@ -129,6 +133,49 @@ fn the_manifests_fit_together() {
         m.services[0].metadata.name.as_deref()
     );
     assert_eq!(var("PORT").value.as_deref(), Some("8080"));
+
+    // The peer token comes from the Secret, never from the manifest itself.
+    let token = var("GROUPCACHE_PEER_TOKEN");
+    assert_eq!(
+        token.value, None,
+        "the token is not written in the Deployment"
+    );
+    let secret_ref = token
+        .value_from
+        .as_ref()
+        .and_then(|from| from.secret_key_ref.as_ref())
+        .expect("GROUPCACHE_PEER_TOKEN comes from a secretKeyRef");
+    let secret = m
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(secret_ref.name.as_str()))
+        .unwrap_or_else(|| panic!("no Secret named {:?}", secret_ref.name));
+    assert_ne!(
+        secret_ref.optional,
+        Some(true),
+        "a pod never starts without it"
+    );
+    let placeholder = secret
+        .string_data
+        .as_ref()
+        .and_then(|data| data.get(&secret_ref.key))
+        .unwrap_or_else(|| panic!("the Secret has no key {:?}", secret_ref.key));
+    assert!(
+        groupcache::PeerToken::new(placeholder).is_ok(),
+        "the placeholder is a valid token, so that the manifests run as they are"
+    );
+
+    // SIGTERM starts a drain of DRAIN_TIMEOUT_SECONDS; SIGKILL comes after the grace period.
+    let drain: i64 = var("DRAIN_TIMEOUT_SECONDS")
+        .value
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let grace = pod
+        .termination_grace_period_seconds
+        .expect("terminationGracePeriodSeconds is set");
+    assert!(drain < grace, "drain {drain} s, grace period {grace} s");
 
     // The pods run as the ServiceAccount that the RoleBinding gives the Role.
     let account = m.service_accounts[0].metadata.name.clone().unwrap();

@@ -5,8 +5,9 @@
 //!
 //! 1. releases thousands of callers at once on a few cold keys, spread over all peers, and
 //!    shows that each key reaches the database once;
-//! 2. runs many clients that read Zipf-distributed keys through random peers, with a progress
-//!    bar;
+//! 2. runs many clients that read Zipf-distributed keys through random peers, with a live
+//!    progress line on stderr (time, gets, hit ratio and database loads so far; shown only on
+//!    a terminal);
 //! 3. prints where the answers came from (hot cache, main cache, owner, database), latencies
 //!    per peer, and checks that every key was loaded exactly once across the cluster.
 //!

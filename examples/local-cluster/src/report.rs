@@ -209,7 +209,7 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
-fn percent(part: u64, whole: u64) -> String {
+pub(crate) fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "-".to_owned();
     }

@@ -16,9 +16,29 @@
 //!
 //! The first line on stdout is `listening on ADDR`, with the bound address (useful with
 //! `--listen 127.0.0.1:0`). Logs go to stderr (`RUST_LOG=debug` for more).
+//!
+//! Who may use the peer port: without the flags below, anyone who reaches it can read and
+//! remove cached values (the node warns so at start).
+//!
+//! - `--peer-token-env NAME`: every peer request must carry the token in the environment
+//!   variable `NAME` (`export GROUPCACHE_PEER_TOKEN=$(openssl rand -hex 32)`, the same on
+//!   every peer); others are refused with `Unauthenticated` and counted in `/stats` as
+//!   `unauthenticated_requests`. `--accept-peer-token-env NAME2` also accepts a second token,
+//!   for rotation.
+//! - `--tls-ca PATH --tls-cert PATH --tls-key PATH`: TLS on the whole port, peers and HTTP
+//!   (`curl --cacert`). The certificate names the advertised IP address, or give
+//!   `--tls-domain NAME` for a name every peer's certificate carries.
+//!   `--tls-require-client-cert` makes it mutual TLS. A token over plaintext can be read off
+//!   the network: between hosts, use both.
+//!
+//! SIGTERM or SIGINT (Ctrl-C) stops the node: it accepts no new connection, gives the
+//! requests in flight `--drain-timeout-ms` (10 s) to finish, stops discovery, logs `stopped`
+//! and exits with status 0.
 
 mod files;
 mod http;
+mod security;
+mod shutdown;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -34,6 +54,8 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 use crate::files::{FileLoader, FileValue};
+use crate::security::SecurityArgs;
+use crate::shutdown::Stopped;
 
 /// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `/stats`,
 /// `/metrics`, `/debug/ring`, `/debug/owner/{key}`) on the same port, caching the files of a
@@ -77,10 +99,17 @@ struct Args {
     /// Capacity of the main cache, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     cache_bytes: u64,
+
+    /// On SIGTERM or SIGINT, how long the requests in flight get to finish (no new
+    /// connection is accepted meanwhile), in milliseconds. Then the process exits anyway.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    drain_timeout_ms: u64,
+
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -90,7 +119,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(args).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("groupcache-node: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    // Not a plain drop, which waits for every blocking task: a file read stuck on a slow disk
+    // (or a FIFO nobody writes) would hold the exit past the drain time.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("groupcache-node: {err}");
@@ -118,10 +158,14 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     let loader = FileLoader::new(&args.data_dir, &me.to_string())?;
-    let cache: Groupcache<FileValue> = Groupcache::builder(me.clone(), loader.clone())
-        .main_cache_capacity(args.cache_bytes)
-        .build();
-    let _discovery = start_discovery(&args, &cache, static_peers).await?;
+    let builder =
+        Groupcache::builder(me.clone(), loader.clone()).main_cache_capacity(args.cache_bytes);
+    let (builder, security) = args.security.apply(builder)?;
+    let cache: Groupcache<FileValue> = builder.build();
+    // Before serving: from here on a SIGTERM is ours to handle, never lost.
+    let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+    let server = cache.server_builder()?;
+    let discovery = start_discovery(&args, &cache, static_peers).await?;
 
     // gRPC and HTTP on one port: tonic routes gRPC requests to the cache's service and
     // everything else to the axum router; HTTP/1.1 is accepted for curl and browsers.
@@ -129,15 +173,44 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .add_service(cache.grpc_service());
     println!("listening on {bound}");
     tracing::info!(%bound, %me, data_dir = %args.data_dir.display(), "serving gRPC and HTTP");
-    cache
-        .server_builder()?
-        .accept_http1(true)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    log_security(security, bound);
+    let drain = Duration::from_millis(args.drain_timeout_ms);
+    let server = server.accept_http1(true).add_routes(routes);
+    let stopped = shutdown::serve_until(signal, drain, |stop| {
+        server.serve_with_incoming_shutdown(incoming, stop)
+    })
+    .await?;
+    if let Some(discovery) = discovery {
+        discovery.shutdown().await;
+    }
+    match stopped {
+        Stopped::Drained(signal) => tracing::info!(%signal, "stopped: every request answered"),
+        Stopped::DrainTimedOut(signal) => tracing::warn!(
+            %signal,
+            "stopped: the drain time ({drain:?}) ran out, requests still in flight were dropped"
+        ),
+        Stopped::Ended => tracing::info!("stopped: the listener closed"),
+    }
     Ok(())
+}
+
+/// Says what protects the peer port, and warns when nothing does.
+fn log_security(security: security::Security, bound: SocketAddr) {
+    match (security.peer_token, security.tls) {
+        (true, _) => tracing::info!(
+            tls = security.tls,
+            mutual_tls = security.mutual_tls,
+            "peer authentication on: peer requests without the token are refused"
+        ),
+        (false, true) if security.mutual_tls => tracing::info!(
+            "peer authentication on: mutual TLS, peers need a certificate signed by --tls-ca"
+        ),
+        (false, tls) => tracing::warn!(
+            tls,
+            "peer authentication off: anyone who can reach {bound} can read and remove cached \
+             values; give --peer-token-env (and --tls-*)"
+        ),
+    }
 }
 
 /// The address the other peers know this node by.

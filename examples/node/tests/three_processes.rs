@@ -2,106 +2,28 @@
 //! is read from disk once in the whole cluster; a killed node's keys are loaded by the asking
 //! node (fallback) until discovery drops it, then re-routed to the survivors.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// Upper bound for every wait in this test.
-const LIMIT: Duration = Duration::from_secs(30);
+use crate::support::{
+    Nodes, contents, get, get_text, members, node_command, stats, test_dir, wait_until,
+};
 
-/// The node processes; killed when the test ends, passes or fails. On failure their logs are
-/// printed.
-struct Nodes {
-    children: Vec<Child>,
-    logs: Vec<PathBuf>,
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for log in &self.logs {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                eprintln!("===== {} =====\n{text}", log.display());
-            }
-        }
-    }
-}
-
-/// Starts a node on a free loopback port and returns its bound address, read from the
-/// `listening on ADDR` line it prints.
+/// Starts a node on a free loopback port, finding its peers in `dir/peers`, and returns its
+/// bound address.
 fn start_node(nodes: &mut Nodes, dir: &Path, i: usize) -> SocketAddr {
-    let log = dir.join(format!("node-{i}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_groupcache-node"))
-        .args(["--listen", "127.0.0.1:0", "--discovery-interval-ms", "100"])
+    let mut command = node_command(dir);
+    command
+        .args(["--discovery-interval-ms", "100"])
         .arg("--peers-file")
-        .arg(dir.join("peers"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "info")
-        .env_remove("GROUPCACHE_PEERS")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start groupcache-node");
-    let stdout = child.stdout.take().expect("piped stdout");
-    nodes.children.push(child);
-    nodes.logs.push(log);
-    // Read the first line in a thread, so that a node that never prints fails the test.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(LIMIT).expect("node printed its address");
-    line.trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address")
-}
-
-/// `GET path` over HTTP/1.1; returns the status and the body parsed as JSON.
-fn get(node: SocketAddr, path: &str) -> (u16, Value) {
-    let (status, body) = get_text(node, path);
-    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    (status, body)
-}
-
-/// `GET path` over HTTP/1.1; returns the status and the body as text.
-fn get_text(node: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&node, LIMIT).expect("connect");
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {node}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a full response");
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "{head}"
-    );
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
+        .arg(dir.join("peers"));
+    nodes.start(command, dir.join(format!("node-{i}.log"))).0
 }
 
 fn value(node: SocketAddr, key: &str) -> Value {
@@ -111,50 +33,14 @@ fn value(node: SocketAddr, key: &str) -> Value {
     body
 }
 
-fn stats(node: SocketAddr) -> Value {
-    let (status, body) = get(node, "/stats");
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-fn members(node: SocketAddr) -> Vec<String> {
-    let mut members: Vec<String> = stats(node)["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| m.as_str().unwrap().to_owned())
-        .collect();
-    members.sort();
-    members
-}
-
-fn contents(key: &str) -> String {
-    format!("the contents of {key}\n")
-}
-
-/// Writes the peers file atomically (a new file renamed over the old one).
+/// Writes the peers file of these tests.
 fn write_peers(dir: &Path, peers: &[SocketAddr]) {
-    let list: Vec<String> = peers.iter().map(ToString::to_string).collect();
-    let tmp = dir.join("peers.tmp");
-    std::fs::write(&tmp, list.join("\n")).unwrap();
-    std::fs::rename(&tmp, dir.join("peers")).unwrap();
-}
-
-/// Polls `cond` every 20 ms until it holds; panics after [`LIMIT`], naming `what`.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::write_peers(&dir.join("peers"), peers);
 }
 
 #[test]
 fn three_processes_load_each_key_once_and_survive_a_killed_node() {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("three-nodes-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let dir = test_dir("three-nodes");
     let keys: Vec<String> = (0..30).map(|i| format!("key-{i:02}")).collect();
     let late_keys: Vec<String> = (0..40).map(|i| format!("late-{i:02}")).collect();
     for key in keys.iter().chain(&late_keys) {
@@ -162,10 +48,7 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
     }
     std::fs::write(dir.join("secret"), "outside the data directory").unwrap();
 
-    let mut nodes = Nodes {
-        children: Vec::new(),
-        logs: Vec::new(),
-    };
+    let mut nodes = Nodes::default();
     let addrs: Vec<SocketAddr> = (0..3).map(|i| start_node(&mut nodes, &dir, i)).collect();
     let mut all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     all.sort();
