@@ -25,7 +25,6 @@ use kubernetes_service_discovery::shutdown::{self, Stopped};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 /// A stand-in for a slow database: 50 ms per load, the value names the pod that computed it.
 #[derive(Debug)]
@@ -85,9 +84,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
             .map_err(|e| format!("DRAIN_TIMEOUT_SECONDS: {e}"))?,
     );
     let listen = SocketAddr::from(([0, 0, 0, 0], port));
-    let incoming = TcpIncoming::bind(listen)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?
-        .with_nodelay(Some(true));
+    let incoming =
+        groupcache::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // With PORT=0, the port the system picked.
     let port = incoming.local_addr()?.port();
     let me = SocketAddr::new(pod_ip, port);

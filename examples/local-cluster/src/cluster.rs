@@ -9,7 +9,6 @@ use std::time::Duration;
 use groupcache::{Groupcache, PromoteOneIn};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use crate::Args;
 use crate::database::{Ledger, Row, SlowDb};
@@ -26,7 +25,7 @@ pub(crate) struct Peer {
 pub(crate) async fn start_peer(args: &Args, ledger: &Arc<Ledger>) -> Result<Peer, Box<dyn Error>> {
     // Port 0 lets the OS pick a free port, so that several runs can share a machine. The
     // address is known before the cache is built, which needs it as its identity on the ring.
-    let incoming = TcpIncoming::bind("127.0.0.1:0".parse()?)?.with_nodelay(Some(true));
+    let incoming = groupcache::bind("127.0.0.1:0".parse()?)?;
     let addr = incoming.local_addr()?;
     let db_calls = Arc::new(AtomicU64::new(0));
     let db = SlowDb {

@@ -51,7 +51,6 @@ use groupcache::{
     DiscoveryDriver, DiscoveryHandle, DnsPeers, Groupcache, GroupcachePeer, PeersFile, StaticPeers,
 };
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 use crate::files::{FileLoader, FileValue};
 use crate::security::SecurityArgs;
@@ -140,9 +139,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let incoming = TcpIncoming::bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
-        .with_nodelay(Some(true));
+    let incoming = groupcache::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let bound = incoming.local_addr()?;
     let static_peers = match (&args.peers, &args.peers_file, &args.dns) {
         (Some(list), _, _) => Some(StaticPeers::parse(list)?),
