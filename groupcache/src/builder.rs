@@ -8,6 +8,7 @@ use crate::cache::{CacheBackend, Tier};
 use crate::codec::{Codec, Postcard};
 use crate::flight::FlightGroup;
 use crate::handle::{Groupcache, Inner};
+use crate::log_throttle::LogThrottle;
 use crate::peer::client::ChannelConfig;
 use crate::peer::token::AcceptedTokens;
 use crate::promotion::{HotCachePolicy, PromoteOneIn};
@@ -185,7 +186,8 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
     /// [`Stats::timed_out_requests`](crate::Stats::timed_out_requests)), so that a client
     /// opening streams and never sending their bodies cannot hold them open. A load it was
     /// waiting for goes on and fills the cache. The asking peer, with the same timeout, has
-    /// given up by then anyway.
+    /// given up by then anyway: give every peer the same peer timeout, or an owner with a
+    /// shorter one cuts its askers short and they load the value themselves.
     ///
     /// # Panics
     ///
@@ -453,6 +455,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheBuilder<V> {
             counters: Arc::new(counters),
             telemetry,
             trace_keys: self.trace_keys,
+            panic_log: LogThrottle::default(),
         })
     }
 }

@@ -128,7 +128,8 @@ impl<V: Send + Sync + 'static> Tier<V> {
     }
 
     /// This tier, keeping only the decoded value of each entry: for the hot tier, whose
-    /// entries never answer peers. The entry [`Tier::insert`] returns still has its bytes.
+    /// entries never answer peers. The entry [`Tier::insert`] returns is the one stored, so
+    /// its `encoded` is empty (when it was stored).
     pub(crate) fn keeping_decoded_only(self) -> Self {
         Tier {
             keeps_encoded: false,
@@ -177,29 +178,24 @@ impl<V: Send + Sync + 'static> Tier<V> {
         value: V,
         encoded: Bytes,
         superseded: &Superseded,
-    ) -> Arc<Entry<V>>
-    where
-        V: Clone,
-    {
+    ) -> Arc<Entry<V>> {
         let kept = match &self.store {
             Some(store) if (key.len() + encoded.len()) as u64 <= self.max_entry => store,
             _ => return Entry::new(value, encoded, self.ttl),
         };
-        let (entry, stored) = if self.keeps_encoded {
-            let entry = Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl);
-            (Arc::clone(&entry), entry)
+        let entry = if self.keeps_encoded {
+            Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl)
         } else {
-            let stored = Arc::new(Entry {
-                value: value.clone(),
+            Arc::new(Entry {
+                value,
                 encoded: Bytes::new(),
                 encoded_len: encoded.len(),
                 expires_at: self.ttl.map(|ttl| Instant::now() + ttl),
-            });
-            (Entry::new(value, encoded, self.ttl), stored)
+            })
         };
         match kept {
-            Store::Quick(store) => store.insert(key, &stored, superseded),
-            Store::Moka(store) => store.insert(key, &stored, superseded),
+            Store::Quick(store) => store.insert(key, &entry, superseded),
+            Store::Moka(store) => store.insert(key, &entry, superseded),
         }
         entry
     }
@@ -315,8 +311,7 @@ mod tests {
         );
 
         let hot = Tier::new("hot", 1 << 20, None).keeping_decoded_only();
-        let returned = hot.insert("k", 1u8, slice.clone(), &Superseded::default());
-        assert_eq!(returned.encoded, slice, "the caller still gets the bytes");
+        hot.insert("k", 1u8, slice.clone(), &Superseded::default());
         let kept = hot.get("k").unwrap();
         assert!(
             kept.encoded.is_empty(),

@@ -14,7 +14,7 @@ use crate::builder::{Config, GroupcacheBuilder};
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
 use crate::flight::{FlightGroup, Role, Superseded};
-use crate::log_throttle::REPEATED_FAILURE_LOG_INTERVAL;
+use crate::log_throttle::{LogThrottle, REPEATED_FAILURE_LOG_INTERVAL};
 use crate::outcome::Outcome;
 use crate::peer::client::PeerClient;
 use crate::peer::server::GroupcacheService;
@@ -56,6 +56,8 @@ pub(crate) struct Inner<V> {
     pub(crate) telemetry: Option<Arc<Telemetry>>,
     /// How keys appear in spans.
     pub(crate) trace_keys: TraceKeys,
+    /// Which loader panics are logged: the first, then one line per interval.
+    pub(crate) panic_log: LogThrottle,
 }
 
 /// What a fetch flight hands every caller that joined it: the entry, and how it was found.
@@ -537,11 +539,17 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             Err(panic) => {
                 Counters::bump(&self.counters.local_load_errors);
                 let message = crate::flight::panic_message(&*panic);
-                tracing::error!(
-                    key = self.trace_keys.show(&key).as_deref(),
-                    panic = %message,
-                    "loader panicked"
-                );
+                // A loader that panics on every key would log at the load rate.
+                if let Some(since_last) = self.panic_log.admit() {
+                    tracing::error!(
+                        key = self.trace_keys.show(&key).as_deref(),
+                        panic = %message,
+                        similar_since_last = since_last,
+                        "loader panicked (repeats are logged at most every {:?}; \
+                         Stats::local_load_errors counts each)",
+                        REPEATED_FAILURE_LOG_INTERVAL
+                    );
+                }
                 return Err(Error::new(
                     ErrorKind::LoaderPanicked,
                     format!("loader panicked: {message}"),
@@ -582,7 +590,10 @@ impl<V: Clone + Send + Sync + 'static> Inner<V> {
             self.publish_sizes();
             Ok(entry)
         } else if self.promotion.should_promote(&key, encoded.len()) {
-            let entry = self.hot.insert(&key, value, encoded, &superseded);
+            // The hot copy keeps the decoded value only; the caller, perhaps a peer being
+            // answered, gets the bytes too.
+            let entry = Entry::new(value.clone(), encoded.clone(), None);
+            self.hot.insert(&key, value, encoded, &superseded);
             self.publish_sizes();
             Ok(entry)
         } else {

@@ -60,7 +60,7 @@
 //! 9. **Remove.** [`Groupcache::remove`] clears this peer and the owner; other peers' hot copies
 //!    live until their TTL.
 //! 10. **Deadlines.** Every peer request has a deadline ([`GroupcacheBuilder::peer_timeout`]),
-//!     and a peer's service answers or closes every request within it. Serve on a listener
+//!     and a peer's service answers every request within it. Serve on a listener
 //!     from [`bind`] or [`incoming`]: they set `TCP_NODELAY`, which tonic's
 //!     `serve_with_incoming` does not.
 //! 11. **Bad input.** Oversized keys are refused before any request; oversized or malformed

@@ -143,9 +143,10 @@ pub struct Stats {
     /// means a misconfigured peer or someone probing the port.
     pub unauthenticated_requests: u64,
     /// Requests from other peers that did not arrive in full and get their answer within this
-    /// peer's [`peer_timeout`](crate::GroupcacheBuilder::peer_timeout), and were answered
-    /// with `DeadlineExceeded` instead. Rising without `peer_errors` on the askers means
-    /// clients that open requests and never finish sending them.
+    /// peer's [`peer_timeout`](crate::GroupcacheBuilder::peer_timeout): answered with
+    /// `DeadlineExceeded` (or ended by the asker's own deadline, which it sends along) and
+    /// their streams closed. A slow loader raises it together with the askers' `peer_errors`;
+    /// rising alone, it means clients that open requests and never finish sending them.
     pub timed_out_requests: u64,
     /// The main cache: values this peer owns.
     pub main_cache: TierStats,

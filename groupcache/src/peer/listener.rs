@@ -59,3 +59,35 @@ fn configure(incoming: TcpIncoming) -> TcpIncoming {
         .with_nodelay(Some(true))
         .with_keepalive(Some(TCP_KEEPALIVE))
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// The connection `incoming` accepts from a fresh client.
+    async fn accept(mut incoming: TcpIncoming) -> tokio::net::TcpStream {
+        let addr = incoming.local_addr().unwrap();
+        let (accepted, _client) =
+            tokio::join!(incoming.next(), tokio::net::TcpStream::connect(addr));
+        accepted.expect("a connection").expect("accepted")
+    }
+
+    // Regression test for issue 10, item 1: a listener given to `serve_with_incoming` kept
+    // Nagle's algorithm on, whatever the server builder said.
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay_set() {
+        let bound = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(accept(bound).await.nodelay().unwrap(), "bind");
+
+        let own = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        assert!(accept(incoming(own)).await.nodelay().unwrap(), "incoming");
+
+        let plain = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(
+            !accept(plain).await.nodelay().unwrap(),
+            "tonic's default, for contrast"
+        );
+    }
+}

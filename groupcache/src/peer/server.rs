@@ -234,19 +234,44 @@ impl<V: Clone + Send + Sync + 'static> tower_service::Service<http::Request<Body
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         let answer = self.server.call(request);
-        let gate = Arc::clone(&self.gate);
+        let mut unanswered = Unanswered {
+            gate: Arc::clone(&self.gate),
+            started: tokio::time::Instant::now(),
+            settled: false,
+        };
         Box::pin(async move {
             // Covers reading the request body too: a stream whose body never comes is answered
             // and closed at the deadline instead of being held open for ever.
-            match tokio::time::timeout(gate.deadline, answer).await {
+            let deadline = unanswered.gate.deadline;
+            let answered = tokio::time::timeout(deadline, answer).await;
+            unanswered.settled = true;
+            match answered {
                 Ok(Ok(mut response)) => {
                     mark_refused_request(&mut response);
                     Ok(response)
                 }
                 Ok(Err(never)) => match never {},
-                Err(_) => Ok(gate.timed_out()),
+                Err(_) => Ok(unanswered.gate.timed_out()),
             }
         })
+    }
+}
+
+/// Counts a request dropped unanswered at its deadline: tonic's own `grpc-timeout` layer
+/// (an asking peer sends its peer timeout) or the asker's reset may end it a moment before
+/// this service's timer does, and it was still not answered in time.
+struct Unanswered {
+    gate: Arc<Gate>,
+    started: tokio::time::Instant,
+    /// Set once the request has an answer, or was answered as timed out.
+    settled: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if !self.settled && self.started.elapsed() >= self.gate.deadline {
+            Counters::bump(&self.gate.counters.timed_out_requests);
+        }
     }
 }
 

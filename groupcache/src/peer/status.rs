@@ -269,6 +269,34 @@ mod tests {
         }
     }
 
+    // What makes the marking above sound: the handler never sends an unmarked `Internal` or
+    // `OutOfRange`, so an unmarked one can only be tonic refusing the request.
+    #[test]
+    fn every_internal_or_out_of_range_the_handler_sends_is_marked() {
+        for kind in [
+            ErrorKind::Loader,
+            ErrorKind::LoaderPanicked,
+            ErrorKind::NotFound,
+            ErrorKind::KeyTooLong,
+            ErrorKind::ValueTooLarge,
+            ErrorKind::Codec,
+            ErrorKind::Peer,
+            ErrorKind::Unauthenticated,
+            ErrorKind::InvalidRequest,
+            ErrorKind::Abandoned,
+            ErrorKind::Config,
+        ] {
+            let status = to_status(&Error::new(kind, "why"));
+            if matches!(status.code(), Code::Internal | Code::OutOfRange) {
+                assert!(
+                    status.metadata().get(ERROR_KIND_KEY).is_some(),
+                    "{kind:?} is sent as an unmarked {:?}",
+                    status.code()
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_handlers_own_errors_and_successes_are_left_alone() {
         let mut marked = refusal(to_status(&Error::new(ErrorKind::LoaderPanicked, "boom")));
