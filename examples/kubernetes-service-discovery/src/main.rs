@@ -9,6 +9,12 @@
 //! long the requests in flight get before the process exits; keep it below the pod's
 //! `terminationGracePeriodSeconds`). HTTP: `GET /values/{key}`, `GET /stats`, `GET /healthz`.
 //! See this example's README for the walk-through on kind.
+
+// How it stops when kubernetes sends SIGTERM: the same code as the node example's (the file is
+// shared; each example is a crate of its own).
+#[path = "../../node/src/shutdown.rs"]
+mod shutdown;
+
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -21,10 +27,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use groupcache::{BoxError, DiscoveryDriver, Groupcache, PeerToken, ValueLoader};
-use kubernetes_service_discovery::shutdown::{self, Stopped};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
 use tonic::service::Routes;
+
+use crate::shutdown::Stopped;
 
 /// A stand-in for a slow database: 50 ms per load, the value names the pod that computed it.
 #[derive(Debug)]

@@ -1,6 +1,9 @@
 //! Stopping on a signal: SIGTERM (what kubernetes, systemd and `docker stop` send) or SIGINT
 //! (Ctrl-C). The server stops accepting at once and gets a bounded time to finish the requests
 //! in flight; then the process exits whatever is left.
+//!
+//! The kubernetes example compiles this same file (`#[path]`): keep it free of anything
+//! specific to the node.
 
 use std::fmt;
 use std::future::Future;
