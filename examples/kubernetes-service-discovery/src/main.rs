@@ -31,8 +31,6 @@ use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
 use tonic::service::Routes;
 
-use crate::shutdown::Stopped;
-
 /// A stand-in for a slow database: 50 ms per load, the value names the pod that computed it.
 #[derive(Debug)]
 struct SlowSource {
@@ -147,14 +145,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .await?;
     discovery.shutdown().await;
-    match stopped {
-        Stopped::Drained(signal) => tracing::info!(%signal, "stopped: every request answered"),
-        Stopped::DrainTimedOut(signal) => tracing::warn!(
-            %signal,
-            "stopped: the drain time ({drain:?}) ran out, requests still in flight were dropped"
-        ),
-        Stopped::Ended => tracing::info!("stopped: the listener closed"),
-    }
+    stopped.log(drain);
     Ok(())
 }
 

@@ -54,7 +54,6 @@ use tonic::service::Routes;
 
 use crate::files::{FileLoader, FileValue};
 use crate::security::SecurityArgs;
-use crate::shutdown::Stopped;
 
 /// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `/stats`,
 /// `/metrics`, `/debug/ring`, `/debug/owner/{key}`) on the same port, caching the files of a
@@ -181,14 +180,7 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(discovery) = discovery {
         discovery.shutdown().await;
     }
-    match stopped {
-        Stopped::Drained(signal) => tracing::info!(%signal, "stopped: every request answered"),
-        Stopped::DrainTimedOut(signal) => tracing::warn!(
-            %signal,
-            "stopped: the drain time ({drain:?}) ran out, requests still in flight were dropped"
-        ),
-        Stopped::Ended => tracing::info!("stopped: the listener closed"),
-    }
+    stopped.log(drain);
     Ok(())
 }
 

@@ -71,6 +71,20 @@ pub(crate) enum Stopped {
     Ended,
 }
 
+impl Stopped {
+    /// Logs how serving ended; `drain` is the drain time that was given.
+    pub(crate) fn log(self, drain: Duration) {
+        match self {
+            Stopped::Drained(signal) => tracing::info!(%signal, "stopped: every request answered"),
+            Stopped::DrainTimedOut(signal) => tracing::warn!(
+                %signal,
+                "stopped: the drain time ({drain:?}) ran out, requests still in flight were dropped"
+            ),
+            Stopped::Ended => tracing::info!("stopped: the listener closed"),
+        }
+    }
+}
+
 /// The future a server is told to stop with.
 pub(crate) type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
