@@ -1,4 +1,6 @@
-//! The two cache tiers: main (values this peer owns) and hot (copies of other peers' values).
+//! How a group caches: its two tiers, main (values this peer owns) and hot (copies of other
+//! peers' values), the [`CacheBackend`] that holds them, and the [`HotCachePolicy`] that
+//! decides which fetched values become hot copies.
 //!
 //! Each tier is held by the chosen [`CacheBackend`] (quick_cache by default, or moka), bounded
 //! by weight in bytes: an entry weighs its encoded value plus its key. An entry is shared as an
@@ -24,6 +26,7 @@ pub use self::backend::CacheBackend;
 use self::moka_store::MokaStore;
 use self::quick_store::QuickStore;
 use crate::flight::Superseded;
+pub use crate::promotion::{HotCachePolicy, PromoteOneIn};
 use crate::stats::TierStats;
 
 /// One cached value: decoded for local callers, encoded for peers.
@@ -76,9 +79,20 @@ pub(crate) struct Tier<V> {
     evictions: Arc<AtomicU64>,
     /// Entries found expired on read (expiry is ours, not the backend's).
     expirations: AtomicU64,
-    /// Whether stored entries keep their encoded bytes (the main tier, which answers peers)
-    /// or only the decoded value (the hot tier).
-    keeps_encoded: bool,
+    /// What stored entries keep of their encoded bytes.
+    encoded: KeepEncoded,
+}
+
+/// What a tier keeps of an entry's encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepEncoded {
+    /// A copy of exactly their length: the main tier, which answers peers.
+    Copy,
+    /// The bytes as they are: a main tier whose codec's bytes share the value's own buffer
+    /// ([`Codec::encoded_shares_value`](crate::codec::Codec::encoded_shares_value)).
+    AsIs,
+    /// Nothing, only the decoded value: the hot tier.
+    Nothing,
 }
 
 impl<V: Send + Sync + 'static> Tier<V> {
@@ -123,7 +137,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             ttl,
             evictions,
             expirations: AtomicU64::new(0),
-            keeps_encoded: true,
+            encoded: KeepEncoded::Copy,
         }
     }
 
@@ -132,7 +146,17 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// its `encoded` is empty (when it was stored).
     pub(crate) fn keeping_decoded_only(self) -> Self {
         Tier {
-            keeps_encoded: false,
+            encoded: KeepEncoded::Nothing,
+            ..self
+        }
+    }
+
+    /// This tier, keeping encoded bytes as they are instead of a copy: for the main tier of a
+    /// group whose codec returns bytes that share the value's buffer (which the entry keeps
+    /// alive anyway), such as [`Raw`](crate::codec::Raw) for `Bytes`.
+    pub(crate) fn keeping_encoded_as_is(self) -> Self {
+        Tier {
+            encoded: KeepEncoded::AsIs,
             ..self
         }
     }
@@ -183,15 +207,15 @@ impl<V: Send + Sync + 'static> Tier<V> {
             Some(store) if (key.len() + encoded.len()) as u64 <= self.max_entry => store,
             _ => return Entry::new(value, encoded, self.ttl),
         };
-        let entry = if self.keeps_encoded {
-            Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl)
-        } else {
-            Arc::new(Entry {
+        let entry = match self.encoded {
+            KeepEncoded::Copy => Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl),
+            KeepEncoded::AsIs => Entry::new(value, encoded, self.ttl),
+            KeepEncoded::Nothing => Arc::new(Entry {
                 value,
                 encoded: Bytes::new(),
                 encoded_len: encoded.len(),
                 expires_at: self.ttl.map(|ttl| Instant::now() + ttl),
-            })
+            }),
         };
         match kept {
             Store::Quick(store) => store.insert(key, &entry, superseded),

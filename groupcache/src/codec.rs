@@ -1,4 +1,5 @@
-//! How values become bytes: [`Codec`], with [`Postcard`] as the default.
+//! How values become bytes: [`Codec`], with [`Postcard`] as the default and [`Raw`] for
+//! values that already are bytes.
 //!
 //! A value is encoded once, on the owner, right after it is loaded. The encoded bytes are what
 //! the main cache weighs and what peers receive; the asking peer decodes them once and keeps
@@ -12,29 +13,50 @@ use crate::BoxError;
 
 /// Turns values into bytes and back.
 ///
-/// Every peer of a cluster must use the same codec. Implement it to use another format, or to
-/// pass pre-encoded bytes through untouched.
+/// Every peer of a cluster must use the same codec for a group. Any value type works with a
+/// codec of its own: serde is needed only by the serde codecs ([`Postcard`], the default, and
+/// `Bincode`). [`Raw`] passes `Bytes` and `Vec<u8>` values through untouched.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use groupcache::{BoxError, Codec};
+/// use groupcache::BoxError;
+/// use groupcache::codec::Codec;
 ///
-/// /// Values that already are bytes: no framing.
-/// struct Raw;
+/// /// A type without serde: a point, as 16 little-endian bytes.
+/// #[derive(Clone, Debug, PartialEq)]
+/// struct Point { x: f64, y: f64 }
 ///
-/// impl Codec<Bytes> for Raw {
-///     fn encode(&self, value: &Bytes) -> Result<Bytes, BoxError> {
-///         Ok(value.clone())
+/// struct PointCodec;
+///
+/// impl Codec<Point> for PointCodec {
+///     fn encode(&self, p: &Point) -> Result<Bytes, BoxError> {
+///         let mut out = Vec::with_capacity(16);
+///         out.extend_from_slice(&p.x.to_le_bytes());
+///         out.extend_from_slice(&p.y.to_le_bytes());
+///         Ok(out.into())
 ///     }
-///     fn decode(&self, bytes: Bytes) -> Result<Bytes, BoxError> {
-///         // `bytes` is a slice of the network buffer the reply arrived in: a hot copy that
-///         // kept the slice would keep the whole buffer alive. Copy it out.
-///         Ok(Bytes::copy_from_slice(&bytes))
+///     fn decode(&self, bytes: Bytes) -> Result<Point, BoxError> {
+///         let bytes: [u8; 16] = bytes[..].try_into().map_err(|_| "a point is 16 bytes")?;
+///         let (x, y) = bytes.split_at(8);
+///         Ok(Point { x: f64::from_le_bytes(x.try_into()?), y: f64::from_le_bytes(y.try_into()?) })
 ///     }
 /// }
+///
+/// let bytes = PointCodec.encode(&Point { x: 1.0, y: -2.5 }).unwrap();
+/// assert_eq!(PointCodec.decode(bytes).unwrap(), Point { x: 1.0, y: -2.5 });
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a codec for values of type `{V}`",
+    note = "the default codec, `Postcard`, needs `{V}: serde::Serialize + serde::de::DeserializeOwned`; \
+            for any other type give the group a codec of its own with `GroupBuilder::codec`"
+)]
 pub trait Codec<V>: Send + Sync + 'static {
     /// Encodes `value`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever stops the value from being encoded; the caller gets
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) with it as the source.
     fn encode(&self, value: &V) -> Result<Bytes, BoxError>;
 
     /// Decodes a value encoded by [`Codec::encode`] on another peer. The bytes come from the
@@ -44,7 +66,62 @@ pub trait Codec<V>: Send + Sync + 'static {
     /// that borrows them without copying (a `Bytes` field, zero-copy parsing) keeps that whole
     /// buffer alive for as long as the hot cache keeps the value: copy what the value keeps.
     /// serde-based codecs such as [`Postcard`] copy into owned fields anyway.
+    ///
+    /// # Errors
+    ///
+    /// Malformed input; the caller gets [`ErrorKind::Codec`](crate::ErrorKind::Codec).
     fn decode(&self, bytes: Bytes) -> Result<V, BoxError>;
+
+    /// Whether [`encode`](Codec::encode) returns bytes that share the value's own buffer, as
+    /// [`Raw`] does for `Bytes` values. The main cache then keeps them as they are (the value
+    /// keeps that buffer alive anyway) instead of a copy of exactly their length. Default:
+    /// `false`.
+    fn encoded_shares_value(&self) -> bool {
+        false
+    }
+}
+
+/// The pass-through codec for raw bytes: a `Bytes` or `Vec<u8>` value is sent as it is.
+///
+/// For `Bytes`, encoding is a reference-count bump and the owner's main cache holds one buffer
+/// per value, shared by the decoded value and the bytes peers receive: zero-copy on the owner.
+/// The asking peer copies a reply out of the network buffer it arrived in (once per fetch), so
+/// that a hot copy holds exactly its bytes. For `Vec<u8>` both directions copy once.
+///
+/// ```
+/// use bytes::Bytes;
+/// use groupcache::codec::{Codec, Raw};
+///
+/// let value = Bytes::from_static(b"\x00\x01 any bytes");
+/// let encoded = Raw.encode(&value).unwrap();
+/// assert_eq!(encoded.as_ptr(), value.as_ptr(), "no copy");
+/// assert_eq!(Codec::<Vec<u8>>::decode(&Raw, encoded).unwrap(), b"\x00\x01 any bytes");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+impl Codec<Bytes> for Raw {
+    fn encode(&self, value: &Bytes) -> Result<Bytes, BoxError> {
+        Ok(value.clone())
+    }
+
+    fn decode(&self, bytes: Bytes) -> Result<Bytes, BoxError> {
+        Ok(Bytes::copy_from_slice(&bytes))
+    }
+
+    fn encoded_shares_value(&self) -> bool {
+        true
+    }
+}
+
+impl Codec<Vec<u8>> for Raw {
+    fn encode(&self, value: &Vec<u8>) -> Result<Bytes, BoxError> {
+        Ok(Bytes::copy_from_slice(value))
+    }
+
+    fn decode(&self, bytes: Bytes) -> Result<Vec<u8>, BoxError> {
+        Ok(bytes.to_vec())
+    }
 }
 
 /// The default codec: [postcard](https://docs.rs/postcard), a compact serde format with a
@@ -112,6 +189,21 @@ mod tests {
             name: "Ada".into(),
             avatar: vec![7; 300],
         }
+    }
+
+    #[test]
+    fn raw_bytes_pass_through_without_a_copy_on_encode() {
+        let value = Bytes::from(vec![1, 2, 3]);
+        let encoded = Raw.encode(&value).unwrap();
+        assert_eq!(encoded.as_ptr(), value.as_ptr());
+        assert!(Codec::<Bytes>::encoded_shares_value(&Raw));
+        assert!(!Codec::<Vec<u8>>::encoded_shares_value(&Raw));
+        // Decoding copies out of the (network) buffer, so a hot copy owns exactly its bytes.
+        let decoded: Bytes = Raw.decode(encoded.clone()).unwrap();
+        assert_eq!(decoded, value);
+        assert_ne!(decoded.as_ptr(), encoded.as_ptr());
+        let vec: Vec<u8> = Raw.decode(encoded).unwrap();
+        assert_eq!(vec, [1, 2, 3]);
     }
 
     #[test]

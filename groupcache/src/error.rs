@@ -43,8 +43,21 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The load was abandoned before it finished, e.g. because the runtime shut down.
     Abandoned,
-    /// The configuration given to the builder is invalid.
+    /// A setting is invalid: a builder's (a peer token, TLS, a group name) or a peer list's.
     Config,
+    /// A group of that name already exists on this peer set.
+    GroupExists,
+    /// The owner does not host the group asked for: the peers disagree on which groups exist
+    /// (a rolling deploy that adds a group, or a misconfiguration). Never hidden behind a
+    /// local load.
+    UnknownGroup,
+    /// Something other than a groupcache peer speaking this protocol version answers at the
+    /// peer's address (gRPC `Unimplemented`): check the peer list, or upgrade every peer.
+    WrongService,
+    /// The peer named is not a member of this peer's ring.
+    NotAMember,
+    /// The peer connector could not open a channel to a peer.
+    Connect,
 }
 
 impl ErrorKind {
@@ -61,6 +74,11 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "peer rejected the request",
             ErrorKind::Abandoned => "load abandoned",
             ErrorKind::Config => "invalid configuration",
+            ErrorKind::GroupExists => "group already exists",
+            ErrorKind::UnknownGroup => "unknown group",
+            ErrorKind::WrongService => "not a groupcache peer",
+            ErrorKind::NotAMember => "not a member",
+            ErrorKind::Connect => "cannot connect",
         }
     }
 }
@@ -88,6 +106,7 @@ pub struct Error {
 
 struct Inner {
     kind: ErrorKind,
+    group: Option<Box<str>>,
     key: Option<Box<str>>,
     peer: Option<GroupcachePeer>,
     detail: String,
@@ -99,6 +118,7 @@ impl Error {
         Error {
             inner: Arc::new(Inner {
                 kind,
+                group: None,
                 key: None,
                 peer: None,
                 detail: detail.into(),
@@ -122,6 +142,13 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_group(mut self, group: &str) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.group = Some(group.into());
+        }
+        self
+    }
+
     pub(crate) fn with_peer(mut self, peer: &GroupcachePeer) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.peer = Some(peer.clone());
@@ -137,6 +164,11 @@ impl Error {
     /// The key the failed operation was for, if any.
     pub fn key(&self) -> Option<&str> {
         self.inner.key.as_deref()
+    }
+
+    /// The group the failed operation was for, if any.
+    pub fn group(&self) -> Option<&str> {
+        self.inner.group.as_deref()
     }
 
     /// The peer on which it failed: the owner that answered with an error or could not be
@@ -175,6 +207,9 @@ impl fmt::Display for Error {
                 write!(f, " for key {key:?}")?;
             }
         }
+        if let Some(group) = &self.inner.group {
+            write!(f, " in group {group:?}")?;
+        }
         if let Some(peer) = &self.inner.peer {
             write!(f, " on peer {peer}")?;
         }
@@ -189,6 +224,9 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
         d.field("kind", &self.inner.kind);
+        if let Some(group) = &self.inner.group {
+            d.field("group", group);
+        }
         if let Some(key) = &self.inner.key {
             d.field("key", key);
         }

@@ -1,11 +1,13 @@
 //! A distributed read-through cache for tokio and tonic services, in the style of Go's
 //! [groupcache](https://github.com/golang/groupcache).
 //!
-//! Every replica of your service is a cache peer. Each key has exactly one owner among the
-//! peers, chosen by consistent hashing; only the owner calls your [`ValueLoader`] for it, so a
-//! cold key reaches the database once per cluster, however many callers on however many
-//! replicas ask at once. The other peers ask the owner over gRPC and may keep very hot values
-//! in a local hot cache.
+//! Every replica of your service is a cache peer. A peer set ([`Groupcache`], Go's `HTTPPool`)
+//! hosts any number of named caches ([`Group`], Go's `Group`), each with its own loader, value
+//! type and capacities, behind one gRPC service. Each key has exactly one owner among the peers,
+//! chosen by consistent hashing; only the owner calls your [`ValueLoader`] for it, so a cold
+//! key reaches the database once per cluster, however many callers on however many replicas
+//! ask at once. The other peers ask the owner over gRPC and may keep very hot values in a local
+//! hot cache.
 //!
 //! # Quick start
 //!
@@ -27,44 +29,82 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), groupcache::Error> {
 //! let me: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
-//! let cache = Groupcache::builder(me, Squares).build();
+//! let cache = Groupcache::builder(me).build();
+//! let squares = cache.group("squares", Squares).build()?;
 //!
 //! // In a real service: mount `cache.grpc_service()` in your tonic server and feed
 //! // `cache.set_peers(..)` from service discovery. With no peers, every key is local.
-//! assert_eq!(cache.get("12").await?, 144);
-//! assert_eq!(cache.get("12").await?, 144); // served from the main cache
-//! assert_eq!(cache.stats().local_loads, 1);
+//! assert_eq!(squares.get("12").await?, 144);
+//! assert_eq!(squares.get("12").await?, 144); // served from the main cache
+//! assert_eq!(squares.stats().local_loads, 1);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Layout
+//!
+//! Where a `get` goes, file by file:
+//!
+//! 1. [`Group::get`] (`group.rs`, the handle) opens the span and calls the group's lookup.
+//! 2. `lookup.rs` holds one group's state: hot tier, then main tier (`cache.rs`), then a fetch
+//!    flight per key (`flight.rs`).
+//! 3. The flight asks `node.rs` where the key lives: the ring in `routing.rs` and `ring.rs`.
+//! 4. Owned here: a load flight calls the loader, encodes with the group's codec (`codec.rs`)
+//!    and stores in the main tier. Owned elsewhere: `peer/client.rs` asks the owner.
+//! 5. The owner's `peer/server.rs` finds the group in `peer_set.rs` and enters `lookup.rs` at
+//!    its peer entry point: main tier or the same load flight, never forwarded.
+//!
+//! [`Groupcache`] (`groupcache.rs`) owns the peer set: groups, membership, the service.
+//! Errors cross the wire in `peer/status.rs`; counters are declared once in `stats.rs`.
 //!
 //! # Semantics
 //!
 //! 1. **Lookup order.** `get(k)` looks in the hot cache, then the main cache, then asks the
 //!    owner: this peer's loader if it owns `k` (the value goes into the main cache), otherwise
 //!    the owning peer over gRPC.
-//! 2. **Exactly once.** With stable membership and no faults, each key is loaded once across the
-//!    cluster while it stays cached. Each peer sends at most one request per key at a time.
+//! 2. **Exactly once.** With stable membership and no faults, each key of a group is loaded
+//!    once across the cluster while it stays cached. Each peer sends at most one request per
+//!    key at a time.
 //! 3. **Detached loads.** A load runs in its own task: callers that give up do not cancel it.
-//! 4. **Panics and errors.** A loader panic is caught and returned to every waiter as an
-//!    error. Errors are never cached; all waiters of one load share the same error.
+//! 4. **Panics and errors.** A panic in the loader, the codec or the hot cache policy is
+//!    caught and returned to every waiter as that code's error. Errors are never cached; all
+//!    waiters of one load share the same error.
 //! 5. **Fallback.** If the owner cannot be reached, the value is loaded locally (still
-//!    deduplicated), counted in [`Stats::peer_errors`] and never stored in this peer's main
-//!    cache. The owner's own answers (loader error, not found, unauthenticated) are returned.
+//!    deduplicated), counted in [`Stats::peer_errors`](stats::Stats::peer_errors) and never
+//!    stored in this peer's main cache. The owner's own answers (loader error, not found,
+//!    unknown group, unauthenticated) are returned.
 //! 6. **No forwarding.** A request from a peer is answered by that peer, even if its ring
 //!    disagrees: membership changes can cause a duplicate load, never a loop.
 //! 7. **Ring.** Placement hashes raw bytes (XXH3) and is identical on every platform; 768
-//!    virtual nodes per peer keep the busiest within 1.15x the mean.
+//!    virtual nodes per peer keep the busiest within 1.15x the mean. One ring serves every
+//!    group: a key has the same owner in each.
 //! 8. **Hot cache.** Values fetched from peers may be kept locally, 1 in 10 by default
-//!    ([`HotCachePolicy`]), bounded at 1/8 of the main cache and served for at most 60 s.
-//! 9. **Remove.** [`Groupcache::remove`] clears this peer and the owner; other peers' hot copies
+//!    ([`HotCachePolicy`](cache::HotCachePolicy)), bounded at 1/8 of the main cache and
+//!    served for at most 60 s.
+//! 9. **Remove.** [`Group::remove`] clears this peer and the owner; other peers' hot copies
 //!    live until their TTL.
-//! 10. **Deadlines.** Every peer request has a deadline ([`GroupcacheBuilder::peer_timeout`]),
-//!     and a peer's service answers every request within it. Serve on a listener
-//!     from [`bind`] or [`incoming`]: they set `TCP_NODELAY`, which tonic's
-//!     `serve_with_incoming` does not.
+//! 10. **Deadlines.** Every peer request has a deadline
+//!     ([`GroupcacheBuilder::peer_timeout`]), and a peer's service answers every request within
+//!     it. Serve on a listener from [`bind`] or [`incoming`]: they set `TCP_NODELAY`, which
+//!     tonic's `serve_with_incoming` does not.
 //! 11. **Bad input.** Oversized keys are refused before any request; oversized or malformed
 //!     messages get a gRPC status; the server keeps serving.
+//! 12. **Groups.** Every request names its group. A peer asked for a group it does not host
+//!     answers `NotFound`, and the asker returns [`ErrorKind::UnknownGroup`]: never a local
+//!     load, which would hide the misconfiguration.
+//!
+//! # Modules
+//!
+//! | module | what is in it |
+//! |---|---|
+//! | [`codec`] | [`Codec`](codec::Codec), [`Postcard`](codec::Postcard) (default), [`Raw`](codec::Raw) (bytes), `Bincode` |
+//! | [`cache`] | [`CacheBackend`](cache::CacheBackend), [`HotCachePolicy`](cache::HotCachePolicy), [`PromoteOneIn`](cache::PromoteOneIn) |
+//! | [`discovery`] | [`DiscoveryDriver`](discovery::DiscoveryDriver) and providers: static, file, DNS, yours |
+//! | [`peer`] | [`GroupcachePeer`], [`GroupcacheService`](peer::GroupcacheService), connectors, listeners, [`PeerView`](peer::PeerView) |
+//! | [`security`] | [`PeerToken`](security::PeerToken), `PeerTls` |
+//! | [`stats`] | [`Stats`](stats::Stats) (a group), [`PeerSetStats`](stats::PeerSetStats) (the service and every group) |
+//! | [`trace`] | [`TraceContext`](trace::TraceContext), [`TraceKeys`](trace::TraceKeys) |
+//! | [`defaults`] | every default, in one table |
 //!
 //! # Cargo features
 //!
@@ -78,57 +118,40 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
-mod cache;
-mod codec;
+pub mod cache;
+pub mod codec;
+pub mod defaults;
 mod describe;
-mod discovery;
+pub mod discovery;
 mod error;
 mod flight;
-mod handle;
+mod group;
+mod group_builder;
+mod groupcache;
 mod loader;
 mod log_throttle;
+mod lookup;
+mod node;
 mod outcome;
-mod peer;
+pub mod peer;
+mod peer_set;
 mod promotion;
 mod ring;
 mod routing;
-mod stats;
+pub mod security;
+pub mod stats;
 mod telemetry;
 #[cfg(feature = "tls")]
 mod tls;
-mod trace;
+pub mod trace;
 
-pub use builder::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOT_CACHE_TTL, DEFAULT_MAIN_CACHE_CAPACITY,
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
-    DEFAULT_METRICS_PREFIX, DEFAULT_PEER_TIMEOUT, DEFAULT_VIRTUAL_NODES, GroupcacheBuilder,
-};
-pub use cache::CacheBackend;
-#[cfg(feature = "bincode")]
-pub use codec::Bincode;
-pub use codec::{Codec, Postcard};
-pub use describe::PeerView;
-pub use discovery::dns_peers::DnsPeers;
-pub use discovery::driver::{
-    DEFAULT_DISCOVERY_INTERVAL, DEFAULT_DISCOVERY_JITTER, DEFAULT_DISCOVERY_MAX_BACKOFF,
-    DEFAULT_DISCOVERY_POLL_TIMEOUT, DiscoveryDriver, DiscoveryHandle, DiscoveryStatus,
-};
-pub use discovery::peers_file::PeersFile;
-pub use discovery::service_discovery::ServiceDiscovery;
-pub use discovery::static_peers::{PeerEntry, StaticPeers};
+pub use builder::GroupcacheBuilder;
 pub use error::{BoxError, Error, ErrorKind};
-pub use handle::Groupcache;
+pub use group::Group;
+pub use group_builder::GroupBuilder;
+pub use groupcache::Groupcache;
 pub use loader::{NotFound, ValueLoader};
-pub use peer::GroupcachePeer;
-pub use peer::connector::{LazyConnector, PeerConnector};
-pub use peer::listener::{bind, incoming};
-pub use peer::server::GroupcacheService;
-pub use peer::token::{MAX_PEER_TOKEN_LEN, PeerToken};
-pub use promotion::{HotCachePolicy, PromoteOneIn};
-pub use stats::{Stats, TierStats};
-#[cfg(feature = "tls")]
-pub use tls::{PeerTls, TLS_HANDSHAKE_TIMEOUT};
-pub use trace::{TraceContext, TraceKeys};
+pub use peer::{GroupcachePeer, bind, incoming};
 
 /// Re-exported so that loaders can be written as `#[groupcache::async_trait]` without a
 /// direct dependency.

@@ -3,7 +3,7 @@
 //!
 //! An owner that is down fails every request for its keys: thousands per second under load.
 //! One line per failure would bury everything else (and cost more than the failures
-//! themselves); the counters ([`Stats`](crate::Stats)) still count every one.
+//! themselves); the counters ([`Stats`](crate::stats::Stats)) still count every one.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,8 +1,7 @@
-//! Peers: who they are ([`GroupcachePeer`]), how this peer asks them for values
-//! ([`client`]), how it answers them ([`server`], on a [`listener`] with the right socket
-//! options), and how gRPC statuses map to [`Error`]s ([`status`]).
-//!
-//! [`Error`]: crate::Error
+//! Peers: who they are ([`GroupcachePeer`]), how this peer opens channels to them
+//! ([`PeerConnector`]), the service through which it answers them ([`GroupcacheService`]),
+//! served on a listener with the right socket options ([`bind`], [`incoming`]), and what one
+//! peer sees of the cluster ([`PeerView`]).
 
 pub(crate) mod client;
 pub(crate) mod connector;
@@ -10,6 +9,11 @@ pub(crate) mod listener;
 pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod token;
+
+pub use self::connector::{LazyConnector, PeerConnector};
+pub use self::listener::{bind, incoming};
+pub use self::server::GroupcacheService;
+pub use crate::describe::PeerView;
 
 use std::fmt;
 use std::net::SocketAddr;

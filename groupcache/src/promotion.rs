@@ -11,7 +11,7 @@ use std::fmt::Debug;
 /// hot.
 ///
 /// ```
-/// use groupcache::HotCachePolicy;
+/// use groupcache::cache::HotCachePolicy;
 ///
 /// /// Keep only small values.
 /// #[derive(Debug)]

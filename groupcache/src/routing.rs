@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::peer::PeerConnector;
 use crate::peer::client::{ChannelConfig, PeerClient};
 use crate::ring::Ring;
-use crate::{Error, GroupcachePeer, PeerConnector};
+use crate::{Error, GroupcachePeer};
 
 /// Where a key's value comes from.
 #[derive(Debug)]

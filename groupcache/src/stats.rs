@@ -1,6 +1,13 @@
-//! Counters: what this peer did, as relaxed atomics (no locks on the hot path).
+//! Counters: what a peer did, as relaxed atomics (no locks on the hot path), declared once.
+//!
+//! [`Stats`] (one group) and [`PeerSetStats`] (the peer set's service, and every group) are
+//! snapshots. The two lists below are the only place a counter is named: the live counters,
+//! the snapshots, the exported metric names and the wire form of `Describe` all come from
+//! them, and a test checks them against the proto.
 
 mod striped;
+
+use groupcache_pb::v2 as pb;
 
 use self::striped::StripedCounter;
 
@@ -15,7 +22,7 @@ pub(crate) struct Counter {
 
 impl Counter {
     #[inline]
-    pub(crate) fn increment(&self) {
+    pub(crate) fn bump(&self) {
         self.value.bump();
         #[cfg(feature = "metrics")]
         if let Some(exported) = &self.exported {
@@ -26,132 +33,224 @@ impl Counter {
     fn read(&self) -> u64 {
         self.value.read()
     }
+
+    #[cfg(feature = "metrics")]
+    fn exported(name: String, labels: &[metrics::Label]) -> Self {
+        Counter {
+            value: StripedCounter::default(),
+            exported: Some(metrics::counter!(name, labels.to_vec())),
+        }
+    }
 }
 
-/// Declares the live counters once: the struct, its snapshot, and (feature `metrics`) the
-/// name each is exported under.
+/// Declares a set of counters once: the live struct, its public snapshot (with the docs
+/// given here), the exported metric names (feature `metrics`) and the proto conversions.
 macro_rules! counters {
-    ($($field:ident => $metric:literal,)*) => {
-        /// The live counters, one set per [`Groupcache`](crate::Groupcache).
+    (
+        $(#[$live_doc:meta])* live $live:ident;
+        $(#[$snap_doc:meta])* snapshot $snapshot:ident { $($(#[$extra_doc:meta])* $extra:ident: $extra_ty:ty,)* }
+        proto $proto:ident;
+        $($(#[$doc:meta])* $field:ident => $metric:literal,)*
+    ) => {
+        $(#[$live_doc])*
         #[derive(Debug, Default)]
-        pub(crate) struct Counters {
+        pub(crate) struct $live {
             $(pub(crate) $field: Counter,)*
         }
 
-        impl Counters {
-            pub(crate) fn snapshot(&self) -> Stats {
-                Stats {
-                    $($field: self.$field.read(),)*
-                    main_cache: TierStats::default(),
-                    hot_cache: TierStats::default(),
+        impl $live {
+            /// Every counter's snapshot field name, in declaration order.
+            #[cfg(test)]
+            pub(crate) const NAMES: &'static [&'static str] = &[$(stringify!($field),)*];
+
+            /// Counters that are also exported through the `metrics` facade, as
+            /// `<prefix>_<name>`, with `labels`.
+            #[cfg(feature = "metrics")]
+            pub(crate) fn exported(prefix: &str, labels: &[metrics::Label]) -> Self {
+                $live {
+                    $($field: Counter::exported(format!("{prefix}_{}", $metric), labels),)*
                 }
             }
 
-            /// Counters that are also exported through the `metrics` facade, as
-            /// `<prefix>_<name>`.
-            #[cfg(feature = "metrics")]
-            pub(crate) fn exported(prefix: &str, labels: &[metrics::Label]) -> Self {
-                Counters {
-                    $($field: Counter {
-                        value: StripedCounter::default(),
-                        exported: Some(metrics::counter!(
-                            format!("{prefix}_{}", $metric),
-                            labels.to_vec()
-                        )),
-                    },)*
-                }
+            fn read_into(&self, snapshot: &mut $snapshot) {
+                $(snapshot.$field = self.$field.read();)*
+            }
+        }
+
+        $(#[$snap_doc])*
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+        pub struct $snapshot {
+            $($(#[$doc])* pub $field: u64,)*
+            $($(#[$extra_doc])* pub $extra: $extra_ty,)*
+        }
+
+        impl $snapshot {
+            /// The counters into their wire form; the caller adds the rest.
+            fn counters_to_proto(&self, proto: &mut pb::$proto) {
+                $(proto.$field = self.$field;)*
+            }
+
+            /// The counters from their wire form; the caller adds the rest.
+            fn counters_from_proto(&mut self, proto: &pb::$proto) {
+                $(self.$field = proto.$field;)*
             }
         }
     };
 }
 
 counters! {
-    gets => "gets_total",
-    hot_hits => "hot_hits_total",
-    main_hits => "main_hits_total",
-    loads => "loads_total",
-    loads_deduped => "loads_deduped_total",
-    local_loads => "local_loads_total",
-    local_load_errors => "local_load_errors_total",
-    peer_loads => "peer_loads_total",
-    peer_errors => "peer_errors_total",
-    fallback_loads => "fallback_loads_total",
-    auth_failures => "auth_failures_total",
-    server_requests => "server_requests_total",
-    removes => "removes_total",
-    rejected_keys => "rejected_keys_total",
-    unauthenticated_requests => "unauthenticated_requests_total",
-    timed_out_requests => "timed_out_requests_total",
-}
-
-impl Counters {
-    #[inline]
-    pub(crate) fn bump(counter: &Counter) {
-        counter.increment();
+    /// The live counters of one group.
+    live Counters;
+    /// A snapshot of one group's counters and cache sizes on one peer, from
+    /// [`Group::stats`](crate::Group::stats).
+    ///
+    /// Counters only grow (from zero when the group was built); compare two snapshots to get
+    /// rates. `gets`, `loads`, `loads_deduped`, `local_loads`, `local_load_errors`,
+    /// `peer_loads`, `peer_errors` and `server_requests` mean what they mean in Go groupcache's
+    /// `Stats`, with one difference: `gets` here counts only this peer's own callers, not
+    /// requests from other peers (those are `server_requests`). Go's `CacheHits` is
+    /// `hot_hits + main_hits`.
+    snapshot Stats {
+        /// The main cache: values this peer owns.
+        main_cache: TierStats,
+        /// The hot cache: copies of values owned by other peers.
+        hot_cache: TierStats,
     }
-}
-
-/// A snapshot of one peer's counters, from [`Groupcache::stats`](crate::Groupcache::stats).
-///
-/// Counters only grow (from zero when the handle was built); compare two snapshots to get
-/// rates. `gets`, `loads`, `loads_deduped`, `local_loads`, `local_load_errors`, `peer_loads`,
-/// `peer_errors` and `server_requests` mean what they mean in Go groupcache's `Stats`, with
-/// one difference: `gets` here counts only this peer's own callers, not requests from other
-/// peers (those are `server_requests`). Go's `CacheHits` is `hot_hits + main_hits`.
-#[non_exhaustive]
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Stats {
+    proto GroupStats;
     /// Calls to `get` on this peer, including those refused for their key (see
     /// `rejected_keys`); requests from other peers are `server_requests`.
-    pub gets: u64,
+    gets => "gets_total",
     /// `get`s answered from the hot cache.
-    pub hot_hits: u64,
+    hot_hits => "hot_hits_total",
     /// `get`s answered from the main cache.
-    pub main_hits: u64,
+    main_hits => "main_hits_total",
     /// `get`s that missed both caches: `gets - hot_hits - main_hits - rejected_keys`.
-    pub loads: u64,
+    loads => "loads_total",
     /// `loads` after deduplication: the misses that started a fetch or load of their own. The
     /// other `loads - loads_deduped` joined one already running.
-    pub loads_deduped: u64,
+    loads_deduped => "loads_deduped_total",
     /// Successful calls to the [`ValueLoader`](crate::ValueLoader) on this peer, as owner (for
     /// its own callers and for other peers) or as a fallback.
-    pub local_loads: u64,
+    local_loads => "local_loads_total",
     /// Loader calls that returned an error or panicked.
-    pub local_load_errors: u64,
+    local_load_errors => "local_load_errors_total",
     /// Values fetched from their owners (successful `Get` RPCs).
-    pub peer_loads: u64,
+    peer_loads => "peer_loads_total",
     /// Peer RPCs that failed in transport (connection refused or reset, no answer within the
     /// peer timeout, `Unavailable`) and led to a local load. Refusals that mean
     /// misconfiguration are returned to the caller instead; only `Unauthenticated` ones are
     /// counted, in `auth_failures`.
-    pub peer_errors: u64,
+    peer_errors => "peer_errors_total",
     /// Fetches that fell back to a local load because the owner could not be reached. The
     /// local load may be shared with other callers (or find the value cached), so this can
     /// exceed the loader calls it caused.
-    pub fallback_loads: u64,
+    fallback_loads => "fallback_loads_total",
     /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
     /// error; never bypassed by a local load).
-    pub auth_failures: u64,
-    /// `Get` and `Remove` requests received from other peers.
-    pub server_requests: u64,
+    auth_failures => "auth_failures_total",
+    /// `Get` and `Remove` requests for this group received from other peers.
+    server_requests => "server_requests_total",
     /// Calls to `remove` on this peer.
-    pub removes: u64,
+    removes => "removes_total",
     /// Keys refused before any work because they exceed the maximum key length.
-    pub rejected_keys: u64,
+    rejected_keys => "rejected_keys_total",
+}
+
+counters! {
+    /// The live counters of a peer set's service, shared by its groups.
+    live PeerSetCounters;
+    /// A snapshot of one peer's counters: its service's, and every group's, from
+    /// [`Groupcache::stats`](crate::Groupcache::stats).
+    snapshot PeerSetStats {
+        /// Every group this peer hosts, by name.
+        groups: std::collections::BTreeMap<String, Stats>,
+    }
+    proto PeerSetStats;
     /// Requests from other peers that this peer's service refused before any work, for a
-    /// missing or unaccepted peer token ([`PeerToken`](crate::PeerToken)). Anything but zero
-    /// means a misconfigured peer or someone probing the port.
-    pub unauthenticated_requests: u64,
+    /// missing or unaccepted peer token ([`PeerToken`](crate::security::PeerToken)). Anything
+    /// but zero means a misconfigured peer or someone probing the port.
+    unauthenticated_requests => "unauthenticated_requests_total",
     /// Requests from other peers that did not arrive in full and get their answer within this
     /// peer's [`peer_timeout`](crate::GroupcacheBuilder::peer_timeout): answered with
     /// `DeadlineExceeded` (or ended by the asker's own deadline, which it sends along) and
     /// their streams closed. A slow loader raises it together with the askers' `peer_errors`;
     /// rising alone, it means clients that open requests and never finish sending them.
-    pub timed_out_requests: u64,
-    /// The main cache: values this peer owns.
-    pub main_cache: TierStats,
-    /// The hot cache: copies of values owned by other peers.
-    pub hot_cache: TierStats,
+    timed_out_requests => "timed_out_requests_total",
+    /// Requests from other peers for a group this peer does not host, answered `NotFound`
+    /// (`groupcache-error: unknown-group`). Anything but zero means peers that disagree on
+    /// which groups exist: a rolling deploy that adds a group, or a misconfiguration.
+    unknown_group_requests => "unknown_group_requests_total",
+}
+
+impl Counters {
+    /// A snapshot of the counters; the caller adds the cache sizes.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let mut stats = Stats::default();
+        self.read_into(&mut stats);
+        stats
+    }
+}
+
+impl PeerSetCounters {
+    /// A snapshot of the counters; the caller adds the groups.
+    pub(crate) fn snapshot(&self) -> PeerSetStats {
+        let mut stats = PeerSetStats::default();
+        self.read_into(&mut stats);
+        stats
+    }
+}
+
+impl Stats {
+    /// The wire form of group `name`'s stats, as `Describe` answers.
+    pub(crate) fn to_proto(&self, name: &str) -> pb::GroupStats {
+        let mut proto = pb::GroupStats {
+            name: name.to_owned(),
+            main_cache: Some(self.main_cache.to_proto()),
+            hot_cache: Some(self.hot_cache.to_proto()),
+            ..pb::GroupStats::default()
+        };
+        self.counters_to_proto(&mut proto);
+        proto
+    }
+
+    /// Stats from their wire form.
+    pub(crate) fn from_proto(proto: &pb::GroupStats) -> Self {
+        let mut stats = Stats {
+            main_cache: TierStats::from_proto(proto.main_cache.as_ref()),
+            hot_cache: TierStats::from_proto(proto.hot_cache.as_ref()),
+            ..Stats::default()
+        };
+        stats.counters_from_proto(proto);
+        stats
+    }
+}
+
+impl PeerSetStats {
+    /// The peer set's counters in their wire form (the groups travel separately).
+    pub(crate) fn to_proto(&self) -> pb::PeerSetStats {
+        let mut proto = pb::PeerSetStats::default();
+        self.counters_to_proto(&mut proto);
+        proto
+    }
+
+    /// Stats from their wire form.
+    pub(crate) fn from_proto(proto: &pb::PeerSetStats, groups: &[pb::GroupStats]) -> Self {
+        let mut stats = PeerSetStats {
+            groups: groups
+                .iter()
+                .map(|g| (g.name.clone(), Stats::from_proto(g)))
+                .collect(),
+            ..PeerSetStats::default()
+        };
+        stats.counters_from_proto(proto);
+        stats
+    }
+
+    /// The stats of group `name`, if this peer hosts it.
+    pub fn group(&self, name: &str) -> Option<&Stats> {
+        self.groups.get(name)
+    }
 }
 
 /// Size of one cache tier. Approximate: eviction runs in batches.
@@ -166,4 +265,88 @@ pub struct TierStats {
     pub evictions: u64,
     /// Entries dropped because their time-to-live had passed so far.
     pub expirations: u64,
+}
+
+impl TierStats {
+    fn to_proto(self) -> pb::TierStats {
+        pb::TierStats {
+            entries: self.entries,
+            weighted_bytes: self.weighted_bytes,
+            evictions: self.evictions,
+            expirations: self.expirations,
+        }
+    }
+
+    fn from_proto(proto: Option<&pb::TierStats>) -> Self {
+        let proto = proto.cloned().unwrap_or_default();
+        TierStats {
+            entries: proto.entries,
+            weighted_bytes: proto.weighted_bytes,
+            evictions: proto.evictions,
+            expirations: proto.expirations,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `uint64` fields of `message` in the proto source, in order.
+    fn proto_counters(message: &str) -> Vec<String> {
+        let start = groupcache_pb::PROTO
+            .find(&format!("message {message} {{"))
+            .unwrap_or_else(|| panic!("no message {message} in the proto"));
+        let body = &groupcache_pb::PROTO[start..];
+        let body = &body[..body.find('}').expect("message ends")];
+        body.lines()
+            .filter_map(|line| line.trim().strip_prefix("uint64 "))
+            .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn group_counters_are_the_protos() {
+        assert_eq!(proto_counters("GroupStats"), Counters::NAMES);
+    }
+
+    #[test]
+    fn peer_set_counters_are_the_protos() {
+        assert_eq!(proto_counters("PeerSetStats"), PeerSetCounters::NAMES);
+    }
+
+    #[test]
+    fn every_counter_survives_the_wire() {
+        // Each counter a different value, so a field copied into the wrong one shows.
+        let counters = Counters::default();
+        for (i, name) in Counters::NAMES.iter().enumerate() {
+            let field = match *name {
+                "gets" => &counters.gets,
+                "hot_hits" => &counters.hot_hits,
+                "main_hits" => &counters.main_hits,
+                "loads" => &counters.loads,
+                "loads_deduped" => &counters.loads_deduped,
+                "local_loads" => &counters.local_loads,
+                "local_load_errors" => &counters.local_load_errors,
+                "peer_loads" => &counters.peer_loads,
+                "peer_errors" => &counters.peer_errors,
+                "fallback_loads" => &counters.fallback_loads,
+                "auth_failures" => &counters.auth_failures,
+                "server_requests" => &counters.server_requests,
+                "removes" => &counters.removes,
+                "rejected_keys" => &counters.rejected_keys,
+                other => panic!("counter {other} missing from this test"),
+            };
+            for _ in 0..=i {
+                field.bump();
+            }
+        }
+        let mut stats = counters.snapshot();
+        stats.main_cache.entries = 7;
+        stats.hot_cache.evictions = 9;
+        let back = Stats::from_proto(&stats.to_proto("g"));
+        assert_eq!(back, stats);
+        assert_eq!(back.gets, 1);
+        assert_eq!(back.rejected_keys, Counters::NAMES.len() as u64);
+    }
 }

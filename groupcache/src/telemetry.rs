@@ -6,18 +6,20 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `<prefix>_get_duration_seconds` | histogram | `outcome` |
+//! | `<prefix>_get_duration_seconds` | histogram | `group`, `outcome` |
 //! | `<prefix>_peer_request_duration_seconds` | histogram | `peer`, `result` (`ok`, `answer`, `transport`) |
-//! | `<prefix>_cache_entries`, `<prefix>_cache_bytes` | gauge | `tier` (`main`, `hot`) |
-//! | `<prefix>_cache_evictions_total`, `<prefix>_cache_expirations_total` | counter | `tier` |
-//! | `<prefix>_<counter>_total` | counter | the [`Stats`](crate::Stats) counters |
+//! | `<prefix>_cache_entries`, `<prefix>_cache_bytes` | gauge | `group`, `tier` (`main`, `hot`) |
+//! | `<prefix>_cache_evictions_total`, `<prefix>_cache_expirations_total` | counter | `group`, `tier` |
+//! | `<prefix>_<counter>_total` | counter | `group`: the [`Stats`](crate::stats::Stats) counters |
+//! | `<prefix>_<counter>_total` | counter | none: the [`PeerSetStats`](crate::stats::PeerSetStats) counters |
 //!
 //! Every metric also carries the labels given to `GroupcacheBuilder::metrics_labels`.
 
 use std::time::Duration;
 
+use crate::GroupcachePeer;
 use crate::outcome::Outcome;
-use crate::{GroupcachePeer, TierStats};
+use crate::stats::TierStats;
 
 /// How a peer request ended, for its latency histogram.
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +32,73 @@ pub(crate) enum PeerResult {
     Transport,
 }
 
-/// This peer's exported metrics.
+/// Where a peer set's metrics go: the prefix and labels every metric name gets.
 #[derive(Debug)]
-pub(crate) struct Telemetry {
+pub(crate) struct MetricNames {
     #[cfg(feature = "metrics")]
     prefix: String,
     #[cfg(feature = "metrics")]
     labels: Vec<metrics::Label>,
+}
+
+impl MetricNames {
+    #[cfg(feature = "metrics")]
+    pub(crate) fn new(prefix: String, labels: Vec<metrics::Label>) -> Self {
+        MetricNames { prefix, labels }
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The labels of a group's metrics: the peer set's and `group`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn group_labels(&self, group: &str) -> Vec<metrics::Label> {
+        let mut labels = self.labels.clone();
+        labels.push(metrics::Label::new("group", group.to_owned()));
+        labels
+    }
+
+    /// The metrics of group `name`, registered now.
+    pub(crate) fn group(&self, name: &str) -> Telemetry {
+        #[cfg(feature = "metrics")]
+        {
+            Telemetry::new(&self.prefix, &self.group_labels(name))
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = name;
+            Telemetry {}
+        }
+    }
+
+    /// The request latency histograms of `peer`.
+    pub(crate) fn peer(&self, peer: &GroupcachePeer) -> PeerTelemetry {
+        #[cfg(feature = "metrics")]
+        {
+            let name = format!("{}_peer_request_duration_seconds", self.prefix);
+            let histogram = |result: &'static str| {
+                let mut labels = self.labels.clone();
+                labels.push(metrics::Label::new("peer", peer.to_string()));
+                labels.push(metrics::Label::new("result", result));
+                metrics::histogram!(name.clone(), labels)
+            };
+            PeerTelemetry {
+                by_result: [histogram("ok"), histogram("answer"), histogram("transport")],
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = peer;
+            PeerTelemetry {}
+        }
+    }
+}
+
+/// One group's exported metrics.
+#[derive(Debug)]
+pub(crate) struct Telemetry {
     #[cfg(feature = "metrics")]
     get_seconds: Vec<metrics::Histogram>,
     #[cfg(feature = "metrics")]
@@ -82,8 +144,6 @@ impl Telemetry {
             ),
         };
         Telemetry {
-            prefix: prefix.to_owned(),
-            labels: labels.to_vec(),
             get_seconds: Outcome::ALL
                 .iter()
                 .map(|outcome| {
@@ -104,28 +164,6 @@ impl Telemetry {
         self.get_seconds[outcome.index()].record(elapsed.as_secs_f64());
         #[cfg(not(feature = "metrics"))]
         let _ = (outcome, elapsed);
-    }
-
-    /// The request latency histograms of `peer`.
-    pub(crate) fn peer(&self, peer: &GroupcachePeer) -> PeerTelemetry {
-        #[cfg(feature = "metrics")]
-        {
-            let name = format!("{}_peer_request_duration_seconds", self.prefix);
-            let histogram = |result: &'static str| {
-                let mut labels = self.labels.clone();
-                labels.push(metrics::Label::new("peer", peer.to_string()));
-                labels.push(metrics::Label::new("result", result));
-                metrics::histogram!(name.clone(), labels)
-            };
-            PeerTelemetry {
-                by_result: [histogram("ok"), histogram("answer"), histogram("transport")],
-            }
-        }
-        #[cfg(not(feature = "metrics"))]
-        {
-            let _ = peer;
-            PeerTelemetry {}
-        }
     }
 
     /// Publishes the sizes of the main and hot caches.

@@ -26,12 +26,12 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// A TLS failure (an untrusted certificate, a name mismatch, a missing client certificate) is a
 /// transport failure like a refused connection: the asking peer counts it in
-/// [`Stats::peer_errors`](crate::Stats::peer_errors), logs it, and loads the value itself.
+/// [`Stats::peer_errors`](crate::stats::Stats::peer_errors), logs it, and loads the value itself.
 ///
 /// ```
 /// # fn pem() -> (String, String, String) { unimplemented!() }
 /// # fn run() -> Result<(), groupcache::Error> {
-/// use groupcache::PeerTls;
+/// use groupcache::security::PeerTls;
 ///
 /// // The files a kubernetes secret of type kubernetes.io/tls plus a CA would mount:
 /// let tls = PeerTls::from_files("/etc/groupcache/ca.crt", "/etc/groupcache/tls.crt", "/etc/groupcache/tls.key")?
@@ -141,7 +141,7 @@ impl PeerTls {
 
     /// Mutual TLS: this peer's service refuses connections that do not present a certificate
     /// signed by the CA bundle. Default: off (any client may connect, as with plain TLS; combine
-    /// with a [`PeerToken`](crate::PeerToken) or turn this on).
+    /// with a [`PeerToken`](crate::security::PeerToken) or turn this on).
     pub fn require_client_certificate(mut self) -> Self {
         self.require_client_certificate = true;
         self

@@ -24,16 +24,16 @@ tokio::task_local! {
 /// is serving); otherwise each `get` starts a trace of its own.
 ///
 /// ```
-/// use groupcache::TraceContext;
+/// use groupcache::trace::TraceContext;
 ///
 /// let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// let context = TraceContext::parse(incoming).unwrap();
 /// assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
 /// assert_eq!(context.to_string(), incoming);
 /// assert!(TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
-/// # async fn serve(cache: groupcache::Groupcache<String>, context: TraceContext) {
+/// # async fn serve(users: groupcache::Group<String>, context: TraceContext) {
 /// // Every peer this get reaches logs the caller's trace id.
-/// let value = context.scope(cache.get("user-42")).await;
+/// let value = context.scope(users.get("user-42")).await;
 /// # }
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

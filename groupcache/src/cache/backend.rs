@@ -5,7 +5,7 @@
 ///
 /// Both keep the same contract: capacity weighed in bytes (encoded value plus key), expiry
 /// on tokio's clock kept by groupcache beside each value, eviction and expiration counters in
-/// [`Stats`](crate::Stats), and removals that a concurrent load can never undo. They differ
+/// [`Stats`](crate::stats::Stats), and removals that a concurrent load can never undo. They differ
 /// in cost and in which entries they keep when full:
 ///
 /// | backend | hit (one lookup, measured) | when full |
@@ -17,7 +17,7 @@
 /// twice for a main-cache hit: with moka a local hit cannot beat Go groupcache's 130 ns.
 ///
 /// ```
-/// use groupcache::CacheBackend;
+/// use groupcache::cache::CacheBackend;
 ///
 /// assert_eq!(CacheBackend::default(), CacheBackend::QuickCache);
 /// ```

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::{BoxError, GroupcachePeer, ServiceDiscovery};
+use super::ServiceDiscovery;
+use crate::{BoxError, GroupcachePeer};
 
 /// The peers are all the addresses of a DNS name, resolved again on every poll, each with the
 /// same port: the way a kubernetes **headless** service (`clusterIP: None`) publishes one
@@ -12,15 +13,15 @@ use crate::{BoxError, GroupcachePeer, ServiceDiscovery};
 /// [`tokio::net::lookup_host`]), so `/etc/hosts`, search domains and the resolver's own cache
 /// apply. A failed lookup fails the poll and the driver keeps the last set; a name with no
 /// address yields an empty set, which the driver ignores unless told otherwise
-/// ([`DiscoveryDriver::allow_empty`](crate::DiscoveryDriver::allow_empty)).
+/// ([`DiscoveryDriver::allow_empty`](crate::discovery::DiscoveryDriver::allow_empty)).
 ///
 /// On a dual-stack network a name may return an IPv4 and an IPv6 address for the same pod:
 /// keep one family ([`ipv4_only`](Self::ipv4_only), [`ipv6_only`](Self::ipv6_only)) so that
 /// each pod is one peer.
 ///
 /// ```no_run
-/// # fn run(cache: groupcache::Groupcache<String>) {
-/// use groupcache::{DiscoveryDriver, DnsPeers};
+/// # fn run(cache: groupcache::Groupcache) {
+/// use groupcache::discovery::{DiscoveryDriver, DnsPeers};
 ///
 /// let peers = DnsPeers::new("my-cache.default.svc.cluster.local", 8080).ipv4_only();
 /// let discovery = DiscoveryDriver::new(cache, peers).spawn();

@@ -11,7 +11,8 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::{Groupcache, GroupcachePeer, ServiceDiscovery};
+use super::ServiceDiscovery;
+use crate::{Groupcache, GroupcachePeer};
 
 /// Default time between two polls of the provider while it answers: 5 seconds.
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
@@ -44,9 +45,9 @@ pub const DEFAULT_DISCOVERY_POLL_TIMEOUT: Duration = Duration::from_secs(10);
 ///   [`spawn_until`](Self::spawn_until) completes, even in the middle of a poll.
 ///
 /// ```no_run
-/// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), groupcache::Error> {
+/// # async fn run(cache: groupcache::Groupcache) -> Result<(), groupcache::Error> {
 /// use std::time::Duration;
-/// use groupcache::{DiscoveryDriver, StaticPeers};
+/// use groupcache::discovery::{DiscoveryDriver, StaticPeers};
 ///
 /// // GROUPCACHE_PEERS="10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080"
 /// let peers = StaticPeers::from_env("GROUPCACHE_PEERS")?;
@@ -59,8 +60,8 @@ pub const DEFAULT_DISCOVERY_POLL_TIMEOUT: Duration = Duration::from_secs(10);
 /// # }
 /// ```
 #[must_use = "a driver does nothing until it is spawned"]
-pub struct DiscoveryDriver<V, D> {
-    cache: Groupcache<V>,
+pub struct DiscoveryDriver<D> {
+    cache: Groupcache,
     provider: D,
     interval: Duration,
     jitter: Duration,
@@ -69,7 +70,7 @@ pub struct DiscoveryDriver<V, D> {
     allow_empty: bool,
 }
 
-impl<V, D> fmt::Debug for DiscoveryDriver<V, D> {
+impl<D> fmt::Debug for DiscoveryDriver<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DiscoveryDriver")
             .field("provider", &std::any::type_name::<D>())
@@ -82,9 +83,9 @@ impl<V, D> fmt::Debug for DiscoveryDriver<V, D> {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static, D: ServiceDiscovery> DiscoveryDriver<V, D> {
+impl<D: ServiceDiscovery> DiscoveryDriver<D> {
     /// A driver that feeds `provider`'s answers to `cache`, with the default settings.
-    pub fn new(cache: Groupcache<V>, provider: D) -> Self {
+    pub fn new(cache: Groupcache, provider: D) -> Self {
         DiscoveryDriver {
             cache,
             provider,
@@ -261,7 +262,6 @@ impl<V: Clone + Send + Sync + 'static, D: ServiceDiscovery> DiscoveryDriver<V, D
         }
         self.cache
             .set_peers(peers.iter().cloned())
-            .await
             .map_err(|e| format!("applying the discovered peers failed: {e}"))?;
         let added: Vec<&GroupcachePeer> = peers.iter().filter(|p| !before.contains(p)).collect();
         let removed: Vec<&GroupcachePeer> = before.iter().filter(|p| !peers.contains(p)).collect();

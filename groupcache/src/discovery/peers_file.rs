@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ServiceDiscovery;
 use crate::discovery::static_peers::{parse_peer_list, resolve_all};
-use crate::{BoxError, GroupcachePeer, ServiceDiscovery};
+use crate::{BoxError, GroupcachePeer};
 
 /// A peer list kept in a file and read again on every poll: edit the file (or let
 /// configuration management, or a mounted kubernetes ConfigMap, rewrite it) and every replica
@@ -15,11 +16,11 @@ use crate::{BoxError, GroupcachePeer, ServiceDiscovery};
 /// entry), and the driver keeps the last set. Replace the file atomically (write a new file,
 /// then rename it over the old one) so that a poll never reads half a list.
 ///
-/// [`StaticPeers`]: crate::StaticPeers
+/// [`StaticPeers`]: crate::discovery::StaticPeers
 ///
 /// ```no_run
-/// # fn run(cache: groupcache::Groupcache<String>) {
-/// use groupcache::{DiscoveryDriver, PeersFile};
+/// # fn run(cache: groupcache::Groupcache) {
+/// use groupcache::discovery::{DiscoveryDriver, PeersFile};
 ///
 /// let discovery = DiscoveryDriver::new(cache, PeersFile::new("/etc/groupcache/peers")).spawn();
 /// # drop(discovery);

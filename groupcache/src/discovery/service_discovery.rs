@@ -7,12 +7,12 @@ use crate::{BoxError, GroupcachePeer};
 /// A source of the cluster's membership: asked for the current set of peers, it answers with
 /// all of them.
 ///
-/// A [`DiscoveryDriver`](crate::DiscoveryDriver) calls [`peers`](Self::peers) right away and
+/// A [`DiscoveryDriver`](crate::discovery::DiscoveryDriver) calls [`peers`](Self::peers) right away and
 /// then on an interval, and applies each new answer with
 /// [`Groupcache::set_peers`](crate::Groupcache::set_peers). Built-in providers:
-/// [`StaticPeers`](crate::StaticPeers) (a fixed list, e.g. from `GROUPCACHE_PEERS`),
-/// [`PeersFile`](crate::PeersFile) (a list re-read from a file) and
-/// [`DnsPeers`](crate::DnsPeers) (every address of a DNS name, e.g. a kubernetes headless
+/// [`StaticPeers`](crate::discovery::StaticPeers) (a fixed list, e.g. from `GROUPCACHE_PEERS`),
+/// [`PeersFile`](crate::discovery::PeersFile) (a list re-read from a file) and
+/// [`DnsPeers`](crate::discovery::DnsPeers) (every address of a DNS name, e.g. a kubernetes headless
 /// service).
 ///
 /// Return an error when the answer is unknown (the registry cannot be reached, a name does not
@@ -21,7 +21,8 @@ use crate::{BoxError, GroupcachePeer};
 /// agree on the owners of keys.
 ///
 /// ```
-/// use groupcache::{BoxError, GroupcachePeer, ServiceDiscovery};
+/// use groupcache::discovery::ServiceDiscovery;
+/// use groupcache::{BoxError, GroupcachePeer};
 ///
 /// /// Peers listed by a registry this application already talks to.
 /// struct Registry;

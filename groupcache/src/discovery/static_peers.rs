@@ -6,7 +6,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use crate::{BoxError, Error, ErrorKind, GroupcachePeer, ServiceDiscovery};
+use super::ServiceDiscovery;
+use crate::{BoxError, Error, ErrorKind, GroupcachePeer};
 
 /// One member of a peer list: `host:port`, where the host is an IP address (`10.0.0.1:8080`,
 /// `[fd00::1]:8080`) or a DNS name (`cache-0.cache.default.svc:8080`).
@@ -15,7 +16,7 @@ use crate::{BoxError, Error, ErrorKind, GroupcachePeer, ServiceDiscovery};
 /// address if it has no IPv4 one. So one entry is always one peer.
 ///
 /// ```
-/// use groupcache::PeerEntry;
+/// use groupcache::discovery::PeerEntry;
 ///
 /// let entry: PeerEntry = "cache-0.cache:8080".parse().unwrap();
 /// assert_eq!((entry.host(), entry.port()), ("cache-0.cache", 8080));
@@ -187,7 +188,7 @@ pub(crate) async fn resolve_all(entries: &[PeerEntry]) -> Result<Vec<GroupcacheP
 ///
 /// ```
 /// # async fn run() -> Result<(), groupcache::Error> {
-/// use groupcache::StaticPeers;
+/// use groupcache::discovery::StaticPeers;
 ///
 /// let peers = StaticPeers::parse("10.0.0.1:8080, 10.0.0.2:8080,10.0.0.3:8080")?;
 /// assert_eq!(peers.entries().len(), 3);

@@ -5,18 +5,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use groupcache_pb::v1::groupcache_client::GroupcacheClient;
-use groupcache_pb::v1::{DescribeRequest, DescribeResponse, GetRequest, RemoveRequest};
+use groupcache_pb::v2::groupcache_client::GroupcacheClient;
+use groupcache_pb::v2::{DescribeRequest, DescribeResponse, GetRequest, RemoveRequest};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::PeerConnector;
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
 use crate::log_throttle::LogThrottle;
-use crate::telemetry::{PeerResult, PeerTelemetry, Telemetry};
+use crate::telemetry::{MetricNames, PeerResult, PeerTelemetry};
 use crate::trace::TRACEPARENT;
-use crate::{Error, ErrorKind, GroupcachePeer, PeerConnector, TraceContext};
+use crate::trace::TraceContext;
+use crate::{Error, ErrorKind, GroupcachePeer};
 
 /// Interval of HTTP/2 pings on every peer connection, busy or idle.
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -39,9 +41,9 @@ pub(crate) struct ChannelConfig {
     pub(crate) token: Option<PeerToken>,
     /// Connect over `https` with these settings, if set.
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::PeerTls>,
+    pub(crate) tls: Option<crate::security::PeerTls>,
     /// Where request latencies are recorded (feature `metrics`), if exported.
-    pub(crate) telemetry: Option<std::sync::Arc<Telemetry>>,
+    pub(crate) telemetry: Option<std::sync::Arc<MetricNames>>,
 }
 
 impl ChannelConfig {
@@ -57,7 +59,7 @@ impl ChannelConfig {
     fn endpoint(&self, peer: &GroupcachePeer) -> Result<Endpoint, Error> {
         let invalid = |e: tonic::transport::Error| {
             Error::new(
-                ErrorKind::Config,
+                ErrorKind::Connect,
                 format!("cannot set up the peer endpoint: {e}"),
             )
             .with_peer(peer)
@@ -119,7 +121,7 @@ impl PeerClient {
     ) -> Result<Self, Error> {
         let endpoint = config.endpoint(&peer)?;
         let channel = connector.connect(&peer, endpoint).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot open a channel: {e}"))
+            Error::new(ErrorKind::Connect, format!("cannot open a channel: {e}"))
                 .with_peer(&peer)
                 .with_source(e)
         })?;
@@ -155,9 +157,11 @@ impl PeerClient {
         self.refused_log.admit()
     }
 
-    /// Asks the peer for `key`'s encoded value, as part of the trace `context`.
+    /// Asks the peer for the encoded value of `key` in `group`, as part of the trace
+    /// `context`.
     pub(crate) async fn get(
         &self,
+        group: &str,
         key: &str,
         context: Option<&TraceContext>,
     ) -> Result<Bytes, PeerFailure> {
@@ -170,6 +174,7 @@ impl PeerClient {
         let call = retry_refused(key, &self.peer, || {
             let mut client = self.client.clone();
             let mut request = self.request(GetRequest {
+                group: group.to_owned(),
                 key: key.to_owned(),
             });
             if let Some(Ok(value)) = context.map(|c| c.to_string().parse()) {
@@ -177,9 +182,9 @@ impl PeerClient {
             }
             async move { client.get(request).await }
         });
-        let result = match self.deadline(key, call).instrument(span).await {
+        let result = match self.deadline(group, key, call).instrument(span).await {
             Ok(Ok(response)) => Ok(response.into_inner().value),
-            Ok(Err(status)) => Err(from_status(&status, key, &self.peer)),
+            Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
             Err(failure) => Err(failure),
         };
         if let (Some(telemetry), Some(started)) = (&self.telemetry, started) {
@@ -206,24 +211,25 @@ impl PeerClient {
             });
             async move { client.describe(request).await }
         });
-        match self.deadline(shown, call).await? {
+        match self.deadline("", shown, call).await? {
             Ok(response) => Ok(response.into_inner()),
-            Err(status) => Err(from_status(&status, shown, &self.peer)),
+            Err(status) => Err(from_status(&status, "", shown, &self.peer)),
         }
     }
 
-    /// Asks the peer to drop `key` from its caches.
-    pub(crate) async fn remove(&self, key: &str) -> Result<(), PeerFailure> {
+    /// Asks the peer to drop `key` from its caches of `group`.
+    pub(crate) async fn remove(&self, group: &str, key: &str) -> Result<(), PeerFailure> {
         let call = retry_refused(key, &self.peer, || {
             let mut client = self.client.clone();
             let request = self.request(RemoveRequest {
+                group: group.to_owned(),
                 key: key.to_owned(),
             });
             async move { client.remove(request).await }
         });
-        match self.deadline(key, call).await? {
+        match self.deadline(group, key, call).await? {
             Ok(_) => Ok(()),
-            Err(status) => Err(from_status(&status, key, &self.peer)),
+            Err(status) => Err(from_status(&status, group, key, &self.peer)),
         }
     }
 
@@ -245,15 +251,18 @@ impl PeerClient {
     /// fault, not the loader's: it becomes a transport failure here.
     async fn deadline<T>(
         &self,
+        group: &str,
         key: &str,
         call: impl Future<Output = T>,
     ) -> Result<T, PeerFailure> {
         let failure = |detail: String| {
-            PeerFailure::Transport(
-                Error::new(ErrorKind::Peer, detail)
-                    .with_key(key)
-                    .with_peer(&self.peer),
-            )
+            let err = Error::new(ErrorKind::Peer, detail);
+            let err = if group.is_empty() {
+                err
+            } else {
+                err.with_group(group)
+            };
+            PeerFailure::Transport(err.with_key(key).with_peer(&self.peer))
         };
         match tokio::time::timeout(self.timeout, AssertUnwindSafe(call).catch_unwind()).await {
             Ok(Ok(reply)) => Ok(reply),

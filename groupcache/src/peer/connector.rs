@@ -23,7 +23,8 @@ use crate::{BoxError, GroupcachePeer};
 /// `https` URIs only.
 ///
 /// ```
-/// use groupcache::{BoxError, GroupcachePeer, PeerConnector};
+/// use groupcache::peer::PeerConnector;
+/// use groupcache::{BoxError, GroupcachePeer};
 /// use tonic::transport::{Channel, Endpoint};
 ///
 /// /// Tags every peer request with a user agent, then connects as the default does.

@@ -22,7 +22,7 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// a free port; [`TcpIncoming::local_addr`] tells which.
 ///
 /// ```no_run
-/// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run(cache: groupcache::Groupcache) -> Result<(), Box<dyn std::error::Error>> {
 /// let incoming = groupcache::bind("0.0.0.0:8080".parse()?)?;
 /// cache
 ///     .server_builder()?

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use groupcache_pb::v1::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
-use groupcache_pb::v1::{
+use groupcache_pb::v2::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
+use groupcache_pb::v2::{
     DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
 };
 use tonic::body::Body;
@@ -19,23 +19,47 @@ use tonic::transport::Server;
 use super::client::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
 use super::status::{mark_refused_request, to_status};
 use super::token::{AUTHORIZATION, AcceptedTokens};
-#[cfg(feature = "tls")]
-use crate::ErrorKind;
-use crate::TraceContext;
-use crate::handle::Inner;
-use crate::stats::Counters;
-use crate::trace::TRACEPARENT;
-use crate::{Error, Groupcache};
+use crate::builder::Config;
+use crate::peer_set::PeerSet;
+use crate::stats::PeerSetCounters;
+use crate::trace::{TRACEPARENT, TraceContext};
+use crate::{Error, ErrorKind};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-/// The request handler: validates, then answers from this peer's caches or its loader.
-struct PeerHandler<V> {
-    inner: Arc<Inner<V>>,
+/// The request handler: finds the group, validates, then answers from this peer's caches or
+/// its loader.
+struct PeerHandler {
+    peer_set: Arc<PeerSet>,
+}
+
+impl PeerHandler {
+    /// The group a request names, or the `NotFound` status that says this peer has none.
+    fn group(&self, name: &str) -> Result<Arc<dyn crate::lookup::HostedGroup>, Status> {
+        self.peer_set.hosted(name).ok_or_else(|| {
+            self.peer_set.counters().unknown_group_requests.bump();
+            let hosted = self.peer_set.group_names();
+            // A name is at most 128 bytes; an asker may send any length (up to the request
+            // limit): quote no more than that.
+            let mut cut = name.len().min(128);
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let shown = &name[..cut];
+            tracing::debug!(group = %shown, "a peer asked for a group this peer does not host");
+            to_status(&Error::new(
+                ErrorKind::UnknownGroup,
+                format!(
+                    "this peer does not host group {shown:?} (it hosts {hosted:?}); every \
+                         peer must create the same groups"
+                ),
+            ))
+        })
+    }
 }
 
 #[tonic::async_trait]
-impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
+impl GroupcacheRpc for PeerHandler {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         // The asker's trace, if it sent one: this peer's spans join it.
         let parent = request
@@ -43,9 +67,11 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
             .get(TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse);
-        let key = request.into_inner().key;
+        let GetRequest { group, key } = request.into_inner();
+        let hosted = self.group(&group)?;
         let span = tracing::debug_span!(
             "groupcache.serve",
+            group = %group,
             key = Empty,
             trace_id = Empty,
             parent_span_id = Empty,
@@ -53,7 +79,7 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
         );
         if !span.is_disabled() {
             let context = parent.map_or_else(TraceContext::new_root, |p| p.child());
-            if let Some(shown) = self.inner.trace_keys.show(&key) {
+            if let Some(shown) = self.peer_set.node().trace_keys().show(&key) {
                 span.record("key", shown.as_str());
             }
             span.record("trace_id", context.trace_id().as_str());
@@ -63,15 +89,12 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
             }
         }
         // Rule 6: answer here, from cache or loader, never forward, whatever our ring says.
-        let entry = self
-            .inner
-            .serve_peer(&key)
+        let value = hosted
+            .serve_get(key)
             .instrument(span)
             .await
             .map_err(|err| to_status(&err))?;
-        Ok(Response::new(GetResponse {
-            value: entry.encoded.clone(),
-        }))
+        Ok(Response::new(GetResponse { value }))
     }
 
     async fn describe(
@@ -80,9 +103,12 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
     ) -> Result<Response<DescribeResponse>, Status> {
         let key = request.into_inner().key;
         if let Some(key) = &key {
-            self.inner.check_key(key).map_err(|err| to_status(&err))?;
+            self.peer_set
+                .node()
+                .check_key(key)
+                .map_err(|err| to_status(&err))?;
         }
-        let view = self.inner.describe(key.as_deref(), self.inner.stats());
+        let view = crate::describe::local(&self.peer_set, key.as_deref());
         Ok(Response::new(crate::describe::to_reply(&view)))
     }
 
@@ -90,24 +116,26 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
         &self,
         request: Request<RemoveRequest>,
     ) -> Result<Response<RemoveResponse>, Status> {
-        let key = request.into_inner().key;
-        self.inner
-            .remove_for_peer(&key)
+        let RemoveRequest { group, key } = request.into_inner();
+        self.group(&group)?
+            .serve_remove(&key)
             .map_err(|err| to_status(&err))?;
         Ok(Response::new(RemoveResponse {}))
     }
 }
 
-/// The peer-to-peer gRPC service of one [`Groupcache`](crate::Groupcache), from
-/// [`Groupcache::grpc_service`](crate::Groupcache::grpc_service).
+/// The peer-to-peer gRPC service of one [`Groupcache`](crate::Groupcache) and every group it
+/// hosts, from [`Groupcache::grpc_service`](crate::Groupcache::grpc_service).
 ///
-/// Mount it in your tonic server next to your own services. The library never binds a port:
+/// Mount it once in your tonic server next to your own services: requests name their group. The library never binds a port:
 /// your server owns the listener, TLS, layers and shutdown. Message size limits are already set:
 /// a request may carry a key of the maximum key length (so a server never buffers a large
 /// request), a reply a value of the maximum value size.
 ///
 /// Serve it on connections with `TCP_NODELAY` on: a listener from [`bind`](crate::bind) or
-/// [`incoming`](crate::incoming), or tonic's `Server::serve(addr)`. tonic's
+/// [`incoming`](crate::incoming), or tonic's `Server::serve(addr)`;
+/// [`Groupcache::configure_server`](crate::Groupcache::configure_server) applies the other
+/// settings peer traffic needs. tonic's
 /// `serve_with_incoming` ignores `Server::tcp_nodelay`, and without it replies of a few hundred
 /// bytes to a few KiB wait ~40 ms on Nagle's algorithm.
 ///
@@ -117,8 +145,8 @@ impl<V: Clone + Send + Sync + 'static> GroupcacheRpc for PeerHandler<V> {
 /// `DeadlineExceeded` and closed then. A request that tonic refuses before it reaches the
 /// handler (over the request size limit, or not decodable, such as a key that is not UTF-8)
 /// gets `InvalidArgument`.
-pub struct GroupcacheService<V> {
-    server: GroupcacheServer<PeerHandler<V>>,
+pub struct GroupcacheService {
+    server: GroupcacheServer<PeerHandler>,
     /// Checked before a request reaches the handler, or even has its body read.
     gate: Arc<Gate>,
 }
@@ -127,8 +155,8 @@ pub struct GroupcacheService<V> {
 #[derive(Debug)]
 struct Gate {
     tokens: AcceptedTokens,
-    /// Where refusals are counted: the owning handle's counters.
-    counters: Arc<Counters>,
+    /// Where refusals are counted: the peer set's counters.
+    counters: Arc<PeerSetCounters>,
     /// How long a request may take to arrive and be answered: the peer timeout.
     deadline: Duration,
 }
@@ -154,7 +182,7 @@ impl Gate {
             .tokens
             .check(request.headers().get(AUTHORIZATION))
             .err()?;
-        Counters::bump(&self.counters.unauthenticated_requests);
+        self.counters.unauthenticated_requests.bump();
         let remote = request
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
@@ -172,7 +200,7 @@ impl Gate {
 impl Gate {
     /// The answer to a request that was still unanswered at the deadline.
     fn timed_out(&self) -> http::Response<Body> {
-        Counters::bump(&self.counters.timed_out_requests);
+        self.counters.timed_out_requests.bump();
         tracing::debug!(deadline = ?self.deadline, "a peer request timed out on this peer");
         Status::deadline_exceeded(format!(
             "the request did not arrive and get an answer within this peer's peer_timeout \
@@ -183,23 +211,24 @@ impl Gate {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static> GroupcacheService<V> {
-    pub(crate) fn new(inner: Arc<Inner<V>>) -> Self {
-        let requests = inner.config.max_request_size();
-        let replies = inner.config.max_reply_size();
+impl GroupcacheService {
+    pub(crate) fn new(peer_set: Arc<PeerSet>) -> Self {
+        let config = peer_set.node().config();
+        let requests = config.max_request_size();
+        let replies = config.max_reply_size();
         let gate = Arc::new(Gate {
-            tokens: inner.config.accepted_tokens.clone(),
-            counters: Arc::clone(&inner.counters),
-            deadline: inner.config.peer_timeout,
+            tokens: config.accepted_tokens.clone(),
+            counters: Arc::clone(peer_set.counters()),
+            deadline: config.peer_timeout,
         });
-        let server = GroupcacheServer::new(PeerHandler { inner })
+        let server = GroupcacheServer::new(PeerHandler { peer_set })
             .max_decoding_message_size(requests)
             .max_encoding_message_size(replies);
         GroupcacheService { server, gate }
     }
 }
 
-impl<V> Clone for GroupcacheService<V> {
+impl Clone for GroupcacheService {
     fn clone(&self) -> Self {
         GroupcacheService {
             server: self.server.clone(),
@@ -208,19 +237,17 @@ impl<V> Clone for GroupcacheService<V> {
     }
 }
 
-impl<V> std::fmt::Debug for GroupcacheService<V> {
+impl std::fmt::Debug for GroupcacheService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupcacheService").finish_non_exhaustive()
     }
 }
 
-impl<V> NamedService for GroupcacheService<V> {
-    const NAME: &'static str = "groupcache.v1.Groupcache";
+impl NamedService for GroupcacheService {
+    const NAME: &'static str = "groupcache.v2.Groupcache";
 }
 
-impl<V: Clone + Send + Sync + 'static> tower_service::Service<http::Request<Body>>
-    for GroupcacheService<V>
-{
+impl tower_service::Service<http::Request<Body>> for GroupcacheService {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
@@ -270,7 +297,7 @@ struct Unanswered {
 impl Drop for Unanswered {
     fn drop(&mut self) {
         if !self.settled && self.started.elapsed() >= self.gate.deadline {
-            Counters::bump(&self.gate.counters.timed_out_requests);
+            self.gate.counters.timed_out_requests.bump();
         }
     }
 }
@@ -287,56 +314,34 @@ fn is_grpc(content_type: &[u8]) -> bool {
 /// Largest header block a peer's request may carry: 16 KiB (a peer token is at most 4 KiB).
 const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 
-impl<V: Clone + Send + Sync + 'static> Groupcache<V> {
-    /// A tonic server builder set up for peer traffic: HTTP/2 keep-alive pings, at most
-    /// [`max_concurrent_streams`](crate::GroupcacheBuilder::max_concurrent_streams) requests
-    /// per connection, headers up to 16 KiB, and TLS when `GroupcacheBuilder::tls` is set
-    /// (feature `tls`). Its `tcp_nodelay` is on, but tonic applies it only in `serve(addr)`:
-    /// with `serve_with_incoming`, give it a listener from [`bind`](crate::bind) or
-    /// [`incoming`](crate::incoming), which set `TCP_NODELAY` on every connection.
-    ///
-    /// Add [`grpc_service`](Self::grpc_service) and your own services to it, then serve. If you
-    /// build your server yourself instead, set the same: without `TCP_NODELAY` replies can
-    /// wait ~40 ms on Nagle's algorithm, and without TLS a TLS cluster cannot reach this peer.
-    ///
-    /// ```
-    /// # async fn run(cache: groupcache::Groupcache<String>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let incoming = groupcache::bind(cache.addr())?;
-    /// cache
-    ///     .server_builder()?
-    ///     .add_service(cache.grpc_service())
-    ///     .serve_with_incoming(incoming)
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn server_builder(&self) -> Result<Server, Error> {
-        let config = &self.inner().config;
-        let server = Server::builder()
-            .tcp_nodelay(true)
-            .max_concurrent_streams(config.max_concurrent_streams)
-            .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
-            .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT));
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &config.tls {
-            crate::tls::ensure_crypto_provider();
-            let Some(tls) = tls.server_config() else {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    "this peer has TLS settings but no certificate to serve with; \
-                     add one with PeerTls::identity",
-                ));
-            };
-            return server.tls_config(tls).map_err(|e| {
-                Error::new(
-                    ErrorKind::Config,
-                    format!("cannot set up the peer service's TLS: {e}"),
-                )
-                .with_source(e.into())
-            });
-        }
-        Ok(server)
+/// Applies the settings peer traffic needs to `server`; see
+/// [`Groupcache::configure_server`](crate::Groupcache::configure_server).
+pub(crate) fn configure(config: &Config, server: Server) -> Result<Server, Error> {
+    let server = server
+        .tcp_nodelay(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .http2_keepalive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEP_ALIVE_TIMEOUT));
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls {
+        crate::tls::ensure_crypto_provider();
+        let Some(tls) = tls.server_config() else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "this peer has TLS settings but no certificate to serve with; \
+                 add one with PeerTls::identity",
+            ));
+        };
+        return server.tls_config(tls).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot set up the peer service's TLS: {e}"),
+            )
+            .with_source(e.into())
+        });
     }
+    Ok(server)
 }
 
 #[cfg(test)]
@@ -366,8 +371,8 @@ mod tests {
     #[test]
     fn service_name_matches_the_proto() {
         assert_eq!(
-            <GroupcacheService<()> as NamedService>::NAME,
-            <GroupcacheServer<PeerHandler<()>> as NamedService>::NAME
+            <GroupcacheService as NamedService>::NAME,
+            <GroupcacheServer<PeerHandler> as NamedService>::NAME
         );
     }
 }

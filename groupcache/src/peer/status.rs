@@ -35,6 +35,7 @@ impl ErrorKind {
             ErrorKind::ValueTooLarge => "value-too-large",
             ErrorKind::Codec => "codec",
             ErrorKind::KeyTooLong => "key-too-long",
+            ErrorKind::UnknownGroup => "unknown-group",
             _ => return None,
         })
     }
@@ -47,6 +48,7 @@ impl ErrorKind {
             "value-too-large" => ErrorKind::ValueTooLarge,
             "codec" => ErrorKind::Codec,
             "key-too-long" => ErrorKind::KeyTooLong,
+            "unknown-group" => ErrorKind::UnknownGroup,
             _ => return None,
         })
     }
@@ -61,7 +63,7 @@ const MAX_DETAIL: usize = 1024;
 /// The status the owner answers with when serving `err` to a peer.
 pub(crate) fn to_status(err: &Error) -> Status {
     let code = match err.kind() {
-        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::NotFound | ErrorKind::UnknownGroup => Code::NotFound,
         ErrorKind::KeyTooLong => Code::InvalidArgument,
         ErrorKind::ValueTooLarge => Code::OutOfRange,
         ErrorKind::LoaderPanicked | ErrorKind::Codec => Code::Internal,
@@ -116,16 +118,29 @@ pub(crate) fn mark_refused_request<B>(response: &mut http::Response<B>) {
     headers.insert(ERROR_KIND_KEY, http::HeaderValue::from_static(mark));
 }
 
-/// Classifies the status a peer answered `key` with.
-pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> PeerFailure {
+/// Classifies the status a peer answered `key` of `group` with.
+pub(crate) fn from_status(
+    status: &Status,
+    group: &str,
+    key: &str,
+    peer: &GroupcachePeer,
+) -> PeerFailure {
     let marked = status
         .metadata()
         .get(ERROR_KIND_KEY)
         .and_then(|v| v.to_str().ok())
         .and_then(ErrorKind::from_wire_name);
-    let answer = |kind: ErrorKind, detail: String| {
-        PeerFailure::Answer(Error::new(kind, detail).with_key(key).with_peer(peer))
+    // `Describe` names no group.
+    let about = |err: Error| {
+        let err = if group.is_empty() {
+            err
+        } else {
+            err.with_group(group)
+        };
+        err.with_key(key).with_peer(peer)
     };
+    let answer =
+        |kind: ErrorKind, detail: String| PeerFailure::Answer(about(Error::new(kind, detail)));
     match marked {
         // This peer let the key through, so the owner's limit is lower than ours.
         Some(ErrorKind::KeyTooLong) => {
@@ -186,17 +201,19 @@ pub(crate) fn from_status(status: &Status, key: &str, peer: &GroupcachePeer) -> 
         // Something that does not serve this protocol listens at the peer's address: a
         // configuration error, not an outage. Loading locally would hide it.
         Code::Unimplemented => answer(
-            ErrorKind::Config,
+            ErrorKind::WrongService,
             format!(
-                "the peer does not serve groupcache.v1 ({}); check the peer list",
+                "the peer does not serve groupcache.v2 ({}); check the peer list, and that \
+                 every peer runs a version of this library that speaks protocol version 2",
                 status.message()
             ),
         ),
         code => PeerFailure::Transport(
-            Error::new(ErrorKind::Peer, format!("{code:?}: {}", status.message()))
-                .with_key(key)
-                .with_peer(peer)
-                .with_source(Box::new(status.clone())),
+            about(Error::new(
+                ErrorKind::Peer,
+                format!("{code:?}: {}", status.message()),
+            ))
+            .with_source(Box::new(status.clone())),
         ),
     }
 }
@@ -217,9 +234,10 @@ mod tests {
             ErrorKind::NotFound,
             ErrorKind::ValueTooLarge,
             ErrorKind::Codec,
+            ErrorKind::UnknownGroup,
         ] {
             let status = to_status(&Error::new(kind, "why"));
-            match from_status(&status, "k", &peer()) {
+            match from_status(&status, "g", "k", &peer()) {
                 PeerFailure::Answer(err) => {
                     assert_eq!(err.kind(), kind);
                     assert_eq!(err.detail(), "why");
@@ -235,7 +253,7 @@ mod tests {
     #[test]
     fn an_owner_refusing_a_key_this_peer_allowed_names_the_mismatch() {
         let status = to_status(&Error::new(ErrorKind::KeyTooLong, "1500 > 1024"));
-        let PeerFailure::Answer(err) = from_status(&status, "k", &peer()) else {
+        let PeerFailure::Answer(err) = from_status(&status, "g", "k", &peer()) else {
             panic!("not an answer");
         };
         assert_eq!(err.kind(), ErrorKind::InvalidRequest);
@@ -260,7 +278,7 @@ mod tests {
             mark_refused_request(&mut response);
             let status = Status::from_header_map(response.headers()).expect("a status");
             assert_eq!(status.code(), Code::InvalidArgument, "{code:?}");
-            let PeerFailure::Answer(err) = from_status(&status, "k", &peer()) else {
+            let PeerFailure::Answer(err) = from_status(&status, "g", "k", &peer()) else {
                 panic!("{code:?}: not an answer");
             };
             assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{code:?}");
@@ -285,6 +303,11 @@ mod tests {
             ErrorKind::InvalidRequest,
             ErrorKind::Abandoned,
             ErrorKind::Config,
+            ErrorKind::GroupExists,
+            ErrorKind::UnknownGroup,
+            ErrorKind::WrongService,
+            ErrorKind::NotAMember,
+            ErrorKind::Connect,
         ] {
             let status = to_status(&Error::new(kind, "why"));
             if matches!(status.code(), Code::Internal | Code::OutOfRange) {
@@ -323,7 +346,7 @@ mod tests {
             let status = Status::new(code, "x");
             assert!(
                 matches!(
-                    from_status(&status, "k", &peer()),
+                    from_status(&status, "g", "k", &peer()),
                     PeerFailure::Transport(_)
                 ),
                 "{code:?}"
@@ -335,10 +358,10 @@ mod tests {
     fn misconfiguration_is_an_answer_not_a_fallback() {
         for (code, kind) in [
             (Code::OutOfRange, ErrorKind::ValueTooLarge),
-            (Code::Unimplemented, ErrorKind::Config),
+            (Code::Unimplemented, ErrorKind::WrongService),
             (Code::InvalidArgument, ErrorKind::InvalidRequest),
         ] {
-            match from_status(&Status::new(code, "x"), "k", &peer()) {
+            match from_status(&Status::new(code, "x"), "g", "k", &peer()) {
                 PeerFailure::Answer(err) => assert_eq!(err.kind(), kind),
                 other => panic!("{code:?} became {other:?}"),
             }
@@ -356,7 +379,7 @@ mod tests {
     #[test]
     fn auth_failures_are_answers_never_fallbacks() {
         let status = Status::unauthenticated("bad token");
-        match from_status(&status, "k", &peer()) {
+        match from_status(&status, "g", "k", &peer()) {
             PeerFailure::Answer(err) => assert_eq!(err.kind(), ErrorKind::Unauthenticated),
             other => panic!("{other:?}"),
         }
@@ -367,7 +390,7 @@ mod tests {
         let status = to_status(&Error::new(ErrorKind::Abandoned, "shutting down"));
         assert_eq!(status.code(), Code::Unavailable);
         assert!(matches!(
-            from_status(&status, "k", &peer()),
+            from_status(&status, "g", "k", &peer()),
             PeerFailure::Transport(_)
         ));
     }

@@ -29,7 +29,7 @@ pub const MAX_PEER_TOKEN_LEN: usize = 4096;
 /// (`GroupcacheBuilder::tls`, feature `tls`) between hosts.
 ///
 /// ```
-/// use groupcache::PeerToken;
+/// use groupcache::security::PeerToken;
 ///
 /// let token = PeerToken::new("5f0c9a52e3d14b7d8e0a1c6b2f4e9d3a").unwrap();
 /// assert_eq!(format!("{token:?}"), "PeerToken(<redacted>)");

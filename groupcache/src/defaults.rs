@@ -1,0 +1,67 @@
+//! Every default, in one place: what a setting is when its builder method is not called.
+//!
+//! | setting | default | set with |
+//! |---|---|---|
+//! | main cache capacity | [`MAIN_CACHE_CAPACITY`] (64 MiB) | [`GroupBuilder::main_cache_capacity`] |
+//! | hot cache capacity | 1/8 of the main cache's | [`GroupBuilder::hot_cache_capacity`] |
+//! | main cache time to live | none | [`GroupBuilder::main_cache_ttl`] |
+//! | hot cache time to live | [`HOT_CACHE_TTL`] (60 s) | [`GroupBuilder::hot_cache_ttl`] |
+//! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn) | [`GroupBuilder::hot_cache_policy`] |
+//! | codec | [`Postcard`](crate::codec::Postcard) | [`GroupBuilder::codec`] |
+//! | cache backend | [`CacheBackend::QuickCache`](crate::cache::CacheBackend) | [`GroupBuilder::cache_backend`] |
+//! | peer timeout | [`PEER_TIMEOUT`] (2 s) | [`GroupcacheBuilder::peer_timeout`] |
+//! | connect timeout | [`CONNECT_TIMEOUT`] (1 s) | [`GroupcacheBuilder::connect_timeout`] |
+//! | maximum key length | [`MAX_KEY_LEN`] (1 KiB) | [`GroupcacheBuilder::max_key_len`] |
+//! | maximum value size | [`MAX_VALUE_SIZE`] (8 MiB) | [`GroupcacheBuilder::max_value_size`] |
+//! | virtual nodes | [`VIRTUAL_NODES`] (768) | [`GroupcacheBuilder::virtual_nodes`] |
+//! | streams per connection | [`MAX_CONCURRENT_STREAMS`] (1024) | [`GroupcacheBuilder::max_concurrent_streams`] |
+//! | metric name prefix | [`METRICS_PREFIX`] (`groupcache`) | `GroupcacheBuilder::metrics_prefix` |
+//! | discovery interval | [`DISCOVERY_INTERVAL`] (5 s) | [`DiscoveryDriver::interval`] |
+//! | discovery jitter | [`DISCOVERY_JITTER`] (500 ms) | [`DiscoveryDriver::jitter`] |
+//! | discovery backoff cap | [`DISCOVERY_MAX_BACKOFF`] (60 s) | [`DiscoveryDriver::max_backoff`] |
+//! | discovery poll timeout | [`DISCOVERY_POLL_TIMEOUT`] (10 s) | [`DiscoveryDriver::poll_timeout`] |
+//!
+//! [`GroupBuilder::main_cache_capacity`]: crate::GroupBuilder::main_cache_capacity
+//! [`GroupBuilder::hot_cache_capacity`]: crate::GroupBuilder::hot_cache_capacity
+//! [`GroupBuilder::main_cache_ttl`]: crate::GroupBuilder::main_cache_ttl
+//! [`GroupBuilder::hot_cache_ttl`]: crate::GroupBuilder::hot_cache_ttl
+//! [`GroupBuilder::hot_cache_policy`]: crate::GroupBuilder::hot_cache_policy
+//! [`GroupBuilder::codec`]: crate::GroupBuilder::codec
+//! [`GroupBuilder::cache_backend`]: crate::GroupBuilder::cache_backend
+//! [`GroupcacheBuilder::peer_timeout`]: crate::GroupcacheBuilder::peer_timeout
+//! [`GroupcacheBuilder::connect_timeout`]: crate::GroupcacheBuilder::connect_timeout
+//! [`GroupcacheBuilder::max_key_len`]: crate::GroupcacheBuilder::max_key_len
+//! [`GroupcacheBuilder::max_value_size`]: crate::GroupcacheBuilder::max_value_size
+//! [`GroupcacheBuilder::virtual_nodes`]: crate::GroupcacheBuilder::virtual_nodes
+//! [`GroupcacheBuilder::max_concurrent_streams`]: crate::GroupcacheBuilder::max_concurrent_streams
+//! [`DiscoveryDriver::interval`]: crate::discovery::DiscoveryDriver::interval
+//! [`DiscoveryDriver::jitter`]: crate::discovery::DiscoveryDriver::jitter
+//! [`DiscoveryDriver::max_backoff`]: crate::discovery::DiscoveryDriver::max_backoff
+//! [`DiscoveryDriver::poll_timeout`]: crate::discovery::DiscoveryDriver::poll_timeout
+
+use std::time::Duration;
+
+pub use crate::discovery::driver::{
+    DEFAULT_DISCOVERY_INTERVAL as DISCOVERY_INTERVAL, DEFAULT_DISCOVERY_JITTER as DISCOVERY_JITTER,
+    DEFAULT_DISCOVERY_MAX_BACKOFF as DISCOVERY_MAX_BACKOFF,
+    DEFAULT_DISCOVERY_POLL_TIMEOUT as DISCOVERY_POLL_TIMEOUT,
+};
+
+/// Main cache capacity of a group: 64 MiB of encoded values and keys.
+pub const MAIN_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// Time to live of hot cache entries: 60 s.
+pub const HOT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Deadline of a peer request: 2 s.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline for opening a connection to a peer: 1 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Maximum key length: 1 KiB.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Points per peer on the hash ring: 768.
+pub const VIRTUAL_NODES: usize = crate::ring::DEFAULT_VNODES;
+/// Maximum encoded value size: 8 MiB.
+pub const MAX_VALUE_SIZE: usize = 8 * 1024 * 1024;
+/// Concurrent requests on one peer connection (HTTP/2 streams): 1024.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Prefix of exported metric names (feature `metrics`): `groupcache`.
+pub const METRICS_PREFIX: &str = "groupcache";

@@ -1,0 +1,196 @@
+//! [`Group`]: the handle of one named cache, where applications `get` values.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::lookup::GroupState;
+use crate::stats::Stats;
+use crate::trace::TraceContext;
+use crate::{Error, GroupcachePeer};
+
+/// One named cache of a peer set, with its own loader, value type, codec and capacities (Go
+/// groupcache's `Group`). From [`Groupcache::group`](crate::Groupcache::group).
+///
+/// Cloning is cheap and every clone is the same group. See the [crate docs](crate) for the
+/// semantics; [`get`](Self::get) and [`remove`](Self::remove) state their contracts.
+pub struct Group<V> {
+    state: Arc<GroupState<V>>,
+}
+
+impl<V> Clone for Group<V> {
+    fn clone(&self) -> Self {
+        Group {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Group<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.state, f)
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Group<V> {
+    pub(crate) fn from_state(state: Arc<GroupState<V>>) -> Self {
+        Group { state }
+    }
+
+    /// Returns the value of `key`, from the first place that has it (a hit clones `V`: make a
+    /// large value an `Arc` or `Bytes` so that a hit is a reference-count bump):
+    ///
+    /// 1. this peer's hot cache, then its main cache;
+    /// 2. if this peer owns `key`: the loader, and the value is stored in the main cache;
+    /// 3. otherwise the owning peer, over gRPC; the value may be kept in the hot cache
+    ///    (see [`HotCachePolicy`](crate::cache::HotCachePolicy)).
+    ///
+    /// # Concurrent calls for one key
+    ///
+    /// Callers that miss while a load of `key` is running wait for that load instead of
+    /// starting another: one loader call per key on the owner, and at most one request per key
+    /// from each other peer, however many callers ask at once (rule 2).
+    ///
+    /// # Giving up
+    ///
+    /// The load runs in its own task. A caller that stops waiting (a timeout around `get`, a
+    /// dropped future, an aborted task) does not cancel it: the other callers still get the
+    /// value, and it still fills the cache (rule 3).
+    ///
+    /// # Errors
+    ///
+    /// * [`ErrorKind::KeyTooLong`]: `key` exceeds the maximum key length; nothing was sent.
+    /// * [`ErrorKind::NotFound`], [`ErrorKind::Loader`], [`ErrorKind::LoaderPanicked`]: the
+    ///   loader's answer, here or on the owner. All callers of one load get the same error
+    ///   ([`Error::ptr_eq`]); errors are never cached, so the next `get` tries again (rule 4).
+    /// * [`ErrorKind::ValueTooLarge`]: the value's encoding exceeds the maximum value size.
+    /// * [`ErrorKind::Codec`]: the value did not encode, or the owner's reply did not decode.
+    /// * [`ErrorKind::Abandoned`]: the runtime shut down while the load was running.
+    /// * Configuration errors, returned as they are, never hidden behind a local load:
+    ///   [`ErrorKind::UnknownGroup`] (the owner does not host this group),
+    ///   [`ErrorKind::Unauthenticated`] (it refused this peer's credentials),
+    ///   [`ErrorKind::InvalidRequest`] (it refused the request: its key limit is smaller than
+    ///   this peer's), [`ErrorKind::WrongService`] (no groupcache service answers at its
+    ///   address).
+    ///
+    /// If the owner cannot be reached (connection refused, no answer within the peer
+    /// timeout, `Unavailable`), this peer loads the value itself (deduplicated as above),
+    /// counts a peer error and returns the value; it is not stored in the main cache, since
+    /// this peer does not own it (rule 5). A `get` with a dead or slow owner therefore returns
+    /// within the peer timeout plus the load time.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime: loads run as tokio tasks.
+    ///
+    /// [`ErrorKind::KeyTooLong`]: crate::ErrorKind::KeyTooLong
+    /// [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
+    /// [`ErrorKind::Loader`]: crate::ErrorKind::Loader
+    /// [`ErrorKind::LoaderPanicked`]: crate::ErrorKind::LoaderPanicked
+    /// [`ErrorKind::ValueTooLarge`]: crate::ErrorKind::ValueTooLarge
+    /// [`ErrorKind::Codec`]: crate::ErrorKind::Codec
+    /// [`ErrorKind::Abandoned`]: crate::ErrorKind::Abandoned
+    /// [`ErrorKind::UnknownGroup`]: crate::ErrorKind::UnknownGroup
+    /// [`ErrorKind::Unauthenticated`]: crate::ErrorKind::Unauthenticated
+    /// [`ErrorKind::InvalidRequest`]: crate::ErrorKind::InvalidRequest
+    /// [`ErrorKind::WrongService`]: crate::ErrorKind::WrongService
+    pub async fn get(&self, key: &str) -> Result<V, Error> {
+        let state = &self.state;
+        let started = state.telemetry().map(|_| Instant::now());
+        let span = tracing::debug_span!(
+            "groupcache.get",
+            group = %state.name(),
+            key = Empty,
+            owner = Empty,
+            outcome = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        let (result, outcome) = if span.is_disabled() {
+            // Nobody listens: no trace context unless the caller set one.
+            state.lookup(key, TraceContext::current()).await
+        } else {
+            let context = TraceContext::current()
+                .map(|c| c.child())
+                .unwrap_or_else(TraceContext::new_root);
+            if let Some(shown) = state.node().trace_keys().show(key) {
+                span.record("key", shown.as_str());
+            }
+            span.record("trace_id", context.trace_id().as_str());
+            span.record("span_id", context.span_id().as_str());
+            span.record(
+                "owner",
+                state.node().routing().owner_of(key).to_string().as_str(),
+            );
+            let found = state
+                .lookup(key, Some(context))
+                .instrument(span.clone())
+                .await;
+            span.record("outcome", found.1.as_str());
+            found
+        };
+        if let (Some(telemetry), Some(started)) = (state.telemetry(), started) {
+            telemetry.observe_get(outcome, started.elapsed());
+        }
+        result
+    }
+
+    /// Removes `key` from this peer's caches of this group and from the owner's.
+    ///
+    /// After `remove` returns `Ok`, a `get` of `key` on this peer or on the owner loads it
+    /// again: loads already running for `key` on either peer still answer their current
+    /// callers, but new callers start a new load, and what the old loads read is not kept.
+    ///
+    /// Other peers are not told: a hot copy they fetched earlier stays valid until it expires
+    /// (the hot cache TTL, 60 s by default) or is evicted, so they may serve the old value for
+    /// that long (rule 9).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::KeyTooLong`](crate::ErrorKind::KeyTooLong) (nothing is done); otherwise
+    /// the local copies are removed in any case, and the error says why the owner could not be
+    /// told: [`ErrorKind::Peer`](crate::ErrorKind::Peer) (not reachable), or its refusal (for
+    /// example [`ErrorKind::UnknownGroup`](crate::ErrorKind::UnknownGroup) or
+    /// [`ErrorKind::Unauthenticated`](crate::ErrorKind::Unauthenticated)).
+    pub async fn remove(&self, key: &str) -> Result<(), Error> {
+        self.state.remove(key).await
+    }
+
+    /// The group's name, as every peer knows it.
+    pub fn name(&self) -> &str {
+        self.state.name()
+    }
+
+    /// The peer that owns `key` according to this peer's current ring.
+    pub fn owner_of(&self, key: &str) -> GroupcachePeer {
+        self.state.node().routing().owner_of(key)
+    }
+
+    /// A snapshot of this group's counters and cache sizes on this peer. Reads only.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+}
+
+/// Accessors for black-box tests: whether flights are left behind, how many callers wait.
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+impl<V: Clone + Send + Sync + 'static> Group<V> {
+    /// Flights (fetches and loads) running on this peer now. `0` when idle: a flight never
+    /// outlives its task.
+    pub fn inflight_len(&self) -> usize {
+        self.state.inflight_len()
+    }
+
+    /// Local `get` callers waiting on the fetch flight for `key`.
+    pub fn inflight_waiters(&self, key: &str) -> usize {
+        self.state.fetch_waiters(key)
+    }
+
+    /// Callers (local fetches and peer requests) waiting on the loader flight for `key`.
+    pub fn inflight_load_waiters(&self, key: &str) -> usize {
+        self.state.load_waiters(key)
+    }
+}

@@ -1,0 +1,561 @@
+//! The read path of one group: [`GroupState`], from a `get` to the value.
+//!
+//! `get` → [`GroupState::lookup`]: hot tier, main tier, then one fetch flight per key
+//! ([`GroupState::fetch`]): the owner over gRPC, or [`GroupState::load`] here (one load flight
+//! per key, shared with peers' requests), which calls the loader, encodes once and stores.
+//! Peers' requests enter at [`GroupState::serve_get`]. The user's code (loader, codec, hot
+//! cache policy) runs under [`user_code`], the only place a panic is caught.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tracing::Instrument;
+
+use crate::cache::{Entry, Tier};
+use crate::codec::Codec;
+use crate::flight::{FlightGroup, Role, Superseded};
+use crate::log_throttle::{LogThrottle, REPEATED_FAILURE_LOG_INTERVAL};
+use crate::node::Node;
+use crate::outcome::Outcome;
+use crate::peer::client::PeerClient;
+use crate::peer::status::PeerFailure;
+use crate::promotion::HotCachePolicy;
+use crate::routing::Route;
+use crate::stats::{Counters, Stats};
+use crate::telemetry::Telemetry;
+use crate::trace::TraceContext;
+use crate::{Error, ErrorKind, NotFound, ValueLoader};
+
+/// One group on one peer: its caches, flights, counters, and the user's loader and codec.
+pub(crate) struct GroupState<V> {
+    name: Arc<str>,
+    node: Arc<Node>,
+    loader: Arc<dyn ValueLoader<Value = V>>,
+    codec: Arc<dyn Codec<V>>,
+    /// Values this peer owns.
+    main: Tier<V>,
+    /// Copies of values other peers own (and of values loaded here as a fallback).
+    hot: Tier<V>,
+    promotion: Arc<dyn HotCachePolicy>,
+    /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
+    fetches: Arc<FlightGroup<Fetched<V>>>,
+    /// One flight per key for loader calls, shared by this peer's `get`s, fallbacks and
+    /// requests from other peers. Kept apart from `fetches` so that a peer request never waits
+    /// on a fetch that is itself waiting on another peer (rule 6: no loops, no deadlocks).
+    loads: Arc<FlightGroup<Arc<Entry<V>>>>,
+    counters: Counters,
+    /// Latency histograms and cache gauges (feature `metrics`), if exported.
+    telemetry: Option<Telemetry>,
+    /// Which panics of the user's code are logged: the first, then one line per interval.
+    panic_log: LogThrottle,
+}
+
+/// What a fetch flight hands every caller that joined it: the entry, and how it was found.
+pub(crate) struct Fetched<V> {
+    entry: Arc<Entry<V>>,
+    outcome: Outcome,
+}
+
+impl<V> Clone for Fetched<V> {
+    fn clone(&self) -> Self {
+        Fetched {
+            entry: Arc::clone(&self.entry),
+            outcome: self.outcome,
+        }
+    }
+}
+
+/// The parts a [`GroupBuilder`](crate::GroupBuilder) assembles.
+pub(crate) struct Parts<V> {
+    pub(crate) name: Arc<str>,
+    pub(crate) node: Arc<Node>,
+    pub(crate) loader: Arc<dyn ValueLoader<Value = V>>,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+    pub(crate) main: Tier<V>,
+    pub(crate) hot: Tier<V>,
+    pub(crate) promotion: Arc<dyn HotCachePolicy>,
+    pub(crate) counters: Counters,
+    pub(crate) telemetry: Option<Telemetry>,
+}
+
+/// Which of the user's code panicked: named in the error and the log line.
+#[derive(Debug, Clone, Copy)]
+enum UserCode {
+    Loader,
+    Codec,
+    HotCachePolicy,
+}
+
+impl<V> std::fmt::Debug for GroupState<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field("me", self.node.me())
+            .field("main", &self.main)
+            .field("hot", &self.hot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> GroupState<V> {
+    pub(crate) fn new(parts: Parts<V>) -> Self {
+        GroupState {
+            name: parts.name,
+            node: parts.node,
+            loader: parts.loader,
+            codec: parts.codec,
+            main: parts.main,
+            hot: parts.hot,
+            promotion: parts.promotion,
+            fetches: Arc::new(FlightGroup::new()),
+            loads: Arc::new(FlightGroup::new()),
+            counters: parts.counters,
+            telemetry: parts.telemetry,
+            panic_log: LogThrottle::default(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub(crate) fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
+    }
+
+    /// The key check of every entry point, counted in `rejected_keys`.
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), Error> {
+        self.node.check_key(key).map_err(|err| {
+            self.counters.rejected_keys.bump();
+            err.with_group(&self.name)
+        })
+    }
+
+    /// The counters and cache sizes. No side effects.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        stats.main_cache = self.main.stats();
+        stats.hot_cache = self.hot.stats();
+        stats
+    }
+
+    /// Fetch flights and load flights running now.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.fetches.len() + self.loads.len()
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn fetch_waiters(&self, key: &str) -> usize {
+        self.fetches.waiters(key)
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn load_waiters(&self, key: &str) -> usize {
+        self.loads.waiters(key)
+    }
+
+    /// The lookup behind `get`: the value, and how it was found.
+    pub(crate) async fn lookup(
+        self: &Arc<Self>,
+        key: &str,
+        context: Option<TraceContext>,
+    ) -> (Result<V, Error>, Outcome) {
+        self.counters.gets.bump();
+        if let Err(err) = self.check_key(key) {
+            return (Err(err), Outcome::Error);
+        }
+        if let Some(entry) = self.hot.get(key) {
+            self.counters.hot_hits.bump();
+            return (Ok(entry.value.clone()), Outcome::HotHit);
+        }
+        if let Some(entry) = self.main.get(key) {
+            self.counters.main_hits.bump();
+            return (Ok(entry.value.clone()), Outcome::MainHit);
+        }
+        self.counters.loads.bump();
+        let this = Arc::clone(self);
+        let owned = key.to_owned();
+        let ticket = self.fetches.join(key, move |superseded| {
+            // A child of the leader's `get` span; waiters that join later share it.
+            let span = tracing::debug_span!("groupcache.fetch");
+            async move { this.fetch(owned, superseded, context).await }.instrument(span)
+        });
+        if ticket.role() == Role::Leader {
+            self.counters.loads_deduped.bump();
+        }
+        match ticket.wait().await {
+            Ok(fetched) => (Ok(fetched.entry.value.clone()), fetched.outcome),
+            Err(err) => (Err(err), Outcome::Error),
+        }
+    }
+
+    /// Removes `key` here and on its owner; see [`Group::remove`](crate::Group::remove).
+    pub(crate) async fn remove(&self, key: &str) -> Result<(), Error> {
+        self.check_key(key)?;
+        self.counters.removes.bump();
+        self.drop_local(key);
+        let Route::Remote(client) = self.node.route(key) else {
+            return Ok(());
+        };
+        let told = client.remove(&self.name, key).await;
+        // A `get` that ran while the owner was being told may have fetched the old value
+        // again: drop it once more now that the owner no longer has it.
+        self.drop_local(key);
+        told.map_err(|failure| match failure {
+            PeerFailure::Answer(err) => self.count_answer(&client, err),
+            PeerFailure::Transport(err) => {
+                self.counters.peer_errors.bump();
+                err
+            }
+        })
+    }
+
+    fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
+        if err.kind() == ErrorKind::Unauthenticated {
+            self.counters.auth_failures.bump();
+            if let Some(since_last) = client.log_refused() {
+                tracing::error!(
+                    group = %self.name,
+                    error = %err,
+                    similar_since_last = since_last,
+                    "peer refused this peer's credentials (repeats are logged at most every {:?}; \
+                     Stats::auth_failures counts each)",
+                    REPEATED_FAILURE_LOG_INTERVAL
+                );
+            }
+        }
+        err
+    }
+
+    /// A fetch flight: the value of `key` from the owner, or loaded here.
+    async fn fetch(
+        self: Arc<Self>,
+        key: String,
+        superseded: Superseded,
+        context: Option<TraceContext>,
+    ) -> Result<Fetched<V>, Error> {
+        let found = |entry, outcome| Ok(Fetched { entry, outcome });
+        // A previous flight may have filled the cache between the caller's miss and now.
+        if let Some(entry) = self.main.get(&key) {
+            return found(entry, Outcome::MainHit);
+        }
+        if let Some(entry) = self.hot.get(&key) {
+            return found(entry, Outcome::HotHit);
+        }
+        let client = match self.node.route(&key) {
+            Route::Local => return found(self.load(&key).await?, Outcome::LocalLoad),
+            Route::Remote(client) => client,
+        };
+        let context = context.map(|c| c.child());
+        let failure = match client.get(&self.name, &key, context.as_ref()).await {
+            Ok(bytes) => match self.decode(&key, bytes.clone()) {
+                Ok(value) => {
+                    self.counters.peer_loads.bump();
+                    let entry = self.keep_fetched(&key, value, bytes, &superseded);
+                    return found(entry, Outcome::PeerLoad);
+                }
+                // Every peer must use the same codec: a reply that does not decode means they
+                // do not (or the value type changed in a rolling deploy). Loading locally would
+                // hide that, and multiply database load by the number of peers.
+                Err(err) => PeerFailure::Answer(err.with_peer(client.peer())),
+            },
+            Err(failure) => failure,
+        };
+        match failure {
+            PeerFailure::Answer(err) => Err(self.count_answer(&client, err)),
+            PeerFailure::Transport(err) => {
+                self.counters.peer_errors.bump();
+                self.counters.fallback_loads.bump();
+                // While an owner is down every request for its keys fails: one line, then
+                // one per interval with the count, or the logs drown.
+                if let Some(since_last) = client.log_unreachable() {
+                    tracing::warn!(
+                        group = %self.name,
+                        key = self.node.trace_keys().show(&key).as_deref(),
+                        owner = %client.peer(),
+                        error = %err,
+                        similar_since_last = since_last,
+                        "owner unreachable; loading locally (repeats are logged at most every \
+                         {:?}; Stats::peer_errors counts each)",
+                        REPEATED_FAILURE_LOG_INTERVAL
+                    );
+                }
+                found(self.load(&key).await?, Outcome::Fallback)
+            }
+        }
+    }
+
+    /// Runs a piece of the user's code, turning a panic into its error (logged, throttled).
+    fn user_code<T>(
+        &self,
+        which: UserCode,
+        key: &str,
+        run: impl FnOnce() -> T,
+    ) -> Result<T, Error> {
+        std::panic::catch_unwind(AssertUnwindSafe(run))
+            .map_err(|panic| self.panicked(which, key, &*panic))
+    }
+
+    fn panicked(&self, which: UserCode, key: &str, panic: &(dyn Any + Send)) -> Error {
+        let message = crate::flight::panic_message(panic);
+        let (kind, what, counted) = match which {
+            UserCode::Loader => (
+                ErrorKind::LoaderPanicked,
+                "loader",
+                "Stats::local_load_errors counts each",
+            ),
+            UserCode::Codec => (ErrorKind::Codec, "codec", "each caller gets the error"),
+            UserCode::HotCachePolicy => (
+                ErrorKind::Codec,
+                "hot cache policy",
+                "the value was not promoted",
+            ),
+        };
+        // Code that panics on every key would log at the request rate.
+        if let Some(since_last) = self.panic_log.admit() {
+            tracing::error!(
+                group = %self.name,
+                key = self.node.trace_keys().show(key).as_deref(),
+                panic = %message,
+                similar_since_last = since_last,
+                "{what} panicked (repeats are logged at most every {:?}; {counted})",
+                REPEATED_FAILURE_LOG_INTERVAL
+            );
+        }
+        Error::new(kind, format!("{what} panicked: {message}"))
+            .with_group(&self.name)
+            .with_key(key)
+    }
+
+    fn decode(&self, key: &str, bytes: Bytes) -> Result<V, Error> {
+        self.user_code(UserCode::Codec, key, || self.codec.decode(bytes))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Codec,
+                    format!(
+                        "the owner's reply could not be decoded: {e}; \
+                         every peer must use the same codec and value type for this group"
+                    ),
+                )
+                .with_group(&self.name)
+                .with_key(key)
+                .with_source(e)
+            })
+    }
+
+    fn encode(&self, key: &str, value: &V) -> Result<Bytes, Error> {
+        self.user_code(UserCode::Codec, key, || self.codec.encode(value))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Codec,
+                    format!("the value could not be encoded: {e}"),
+                )
+                .with_group(&self.name)
+                .with_key(key)
+                .with_source(e)
+            })
+    }
+
+    /// Whether the policy keeps a hot copy; a panicking policy keeps none.
+    fn should_promote(&self, key: &str, encoded_len: usize) -> bool {
+        self.user_code(UserCode::HotCachePolicy, key, || {
+            self.promotion.should_promote(key, encoded_len)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so.
+    fn keep_fetched(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+    ) -> Arc<Entry<V>> {
+        if !self.should_promote(key, encoded.len()) {
+            return Entry::new(value, encoded, None);
+        }
+        // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
+        let entry = self.hot.insert(key, value, encoded, superseded);
+        self.publish_sizes();
+        entry
+    }
+
+    /// Publishes the tiers' sizes as gauges (feature `metrics`): after each insert or removal,
+    /// so that a scrape sees them without anyone calling `stats`. Never on a hit.
+    fn publish_sizes(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.publish_tiers(&self.main.stats(), &self.hot.stats());
+        }
+    }
+
+    /// Loads `key` with the loader, one flight per key, shared with peer requests.
+    async fn load(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
+        let this = Arc::clone(self);
+        let owned = key.to_owned();
+        let ticket = self.loads.join(key, move |superseded| {
+            // A child of the span that started the load: a fetch, or a peer's request.
+            let span = tracing::debug_span!("groupcache.load");
+            async move { this.load_now(owned, superseded).await }.instrument(span)
+        });
+        ticket.wait().await
+    }
+
+    /// A load flight: calls the loader, encodes once, stores.
+    async fn load_now(
+        self: Arc<Self>,
+        key: String,
+        superseded: Superseded,
+    ) -> Result<Arc<Entry<V>>, Error> {
+        // A new leader re-checks: the previous load may have stored the value just now. The
+        // main cache only: this load may be answering a peer, which never gets a hot copy.
+        if let Some(entry) = self.main.get(&key) {
+            return Ok(entry);
+        }
+        let loaded = match self.user_code(UserCode::Loader, &key, || self.loader.load(&key)) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+            Err(err) => {
+                self.counters.local_load_errors.bump();
+                return Err(err);
+            }
+        };
+        let value = match loaded {
+            Ok(Ok(value)) => {
+                self.counters.local_loads.bump();
+                value
+            }
+            Ok(Err(source)) => {
+                self.counters.local_load_errors.bump();
+                let (kind, detail) = if source.is::<NotFound>() {
+                    (ErrorKind::NotFound, String::new())
+                } else {
+                    (ErrorKind::Loader, source.to_string())
+                };
+                return Err(Error::new(kind, detail)
+                    .with_group(&self.name)
+                    .with_key(&key)
+                    .with_source(source));
+            }
+            Err(panic) => {
+                self.counters.local_load_errors.bump();
+                return Err(self.panicked(UserCode::Loader, &key, &*panic));
+            }
+        };
+        let encoded = self.encode(&key, &value)?;
+        let max_value_size = self.node.config().max_value_size;
+        if encoded.len() > max_value_size {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "encoded value of {} bytes exceeds the maximum value size of {} bytes \
+                     (GroupcacheBuilder::max_value_size)",
+                    encoded.len(),
+                    max_value_size
+                ),
+            )
+            .with_group(&self.name)
+            .with_key(&key));
+        }
+        // Rule 5: only the owner's main cache holds a value; a fallback or a request routed
+        // here by a disagreeing ring is at most a hot copy.
+        // Neither is kept if `remove(key)` ran during the load: what we read may predate it.
+        if self.node.owns(&key) {
+            let entry = self.main.insert(&key, value, encoded, &superseded);
+            // A membership change may have taken the key from us since the check above, after
+            // its scan of the main cache.
+            if !self.node.owns(&key) {
+                self.main.remove_if_same(&key, &entry);
+            }
+            self.publish_sizes();
+            Ok(entry)
+        } else if self.should_promote(&key, encoded.len()) {
+            // The hot copy keeps the decoded value only; the caller, perhaps a peer being
+            // answered, gets the bytes too.
+            let entry = Entry::new(value.clone(), encoded.clone(), None);
+            self.hot.insert(&key, value, encoded, &superseded);
+            self.publish_sizes();
+            Ok(entry)
+        } else {
+            Ok(Entry::new(value, encoded, None))
+        }
+    }
+
+    /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
+    /// Never from the hot cache: a hot copy is only as fresh as its TTL allows, and the asker
+    /// would keep it for a TTL of its own, so staleness would add up from peer to peer.
+    async fn serve_get_now(self: Arc<Self>, key: String) -> Result<Bytes, Error> {
+        self.counters.server_requests.bump();
+        self.check_key(&key)?;
+        if let Some(entry) = self.main.get(&key) {
+            return Ok(entry.encoded.clone());
+        }
+        Ok(self.load(&key).await?.encoded.clone())
+    }
+
+    /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
+    /// new callers and not keep what they read. Flights first: a flight that stores its value
+    /// before being marked has it removed by the tier removals that follow. Flights again
+    /// after: one that started in between may have read a copy just before it was removed.
+    fn drop_local(&self, key: &str) {
+        self.fetches.forget(key);
+        self.loads.forget(key);
+        self.hot.remove(key);
+        self.main.remove(key);
+        self.fetches.forget(key);
+        self.loads.forget(key);
+        self.publish_sizes();
+    }
+}
+
+/// What the peer service needs of a group, whatever its value type.
+pub(crate) trait HostedGroup: Send + Sync + 'static {
+    /// Answers a peer's `Get` with the encoded value.
+    fn serve_get(self: Arc<Self>, key: String) -> BoxFuture<'static, Result<Bytes, Error>>;
+    /// Answers a peer's `Remove`.
+    fn serve_remove(&self, key: &str) -> Result<(), Error>;
+    /// The group's stats.
+    fn stats(&self) -> Stats;
+    /// Drops what the new ring no longer lets this peer keep; returns how many values.
+    fn membership_changed(&self) -> usize;
+    /// The state itself, for [`Groupcache::get_group`](crate::Groupcache::get_group).
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
+    fn serve_get(self: Arc<Self>, key: String) -> BoxFuture<'static, Result<Bytes, Error>> {
+        Box::pin(self.serve_get_now(key))
+    }
+
+    fn serve_remove(&self, key: &str) -> Result<(), Error> {
+        self.counters.server_requests.bump();
+        self.check_key(key)?;
+        self.drop_local(key);
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        GroupState::stats(self)
+    }
+
+    fn membership_changed(&self) -> usize {
+        // Values no longer owned leave the main cache; hot copies of values now owned leave
+        // the hot cache, which lookups read first: the main cache is now their only home.
+        let dropped = self.main.retain(|key| self.node.owns(key))
+            + self.hot.retain(|key| !self.node.owns(key));
+        self.publish_sizes();
+        dropped
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
