@@ -2,13 +2,13 @@
 //! peers' values), the [`CacheBackend`] that holds them, and the [`HotCachePolicy`] that
 //! decides which fetched values become hot copies.
 //!
-//! Each tier is held by the chosen [`CacheBackend`] (quick_cache by default, or moka), bounded
+//! Each tier is held by the chosen [`CacheBackend`] (`quick_cache` by default, or moka), bounded
 //! by weight in bytes: an entry weighs its encoded value plus its key. An entry is shared as an
 //! `Arc`, so a hit costs a reference-count bump plus a clone of `V` (make `V` an `Arc` or
 //! `Bytes` if it is large).
 //!
 //! Expiry is kept here, not in the backend: moka reads `std::time::Instant`, which paused
-//! tokio time in tests cannot move, and quick_cache has none. Each entry carries its deadline
+//! tokio time in tests cannot move, and `quick_cache` has none. Each entry carries its deadline
 //! as a `tokio::time::Instant`, checked on read; the backend's own bound is size only.
 
 mod backend;
@@ -52,7 +52,7 @@ impl<V> Entry<V> {
     }
 
     /// What this entry weighs under `key`: key plus encoded value, in bytes, at least 1
-    /// (quick_cache never evicts an entry of weight 0).
+    /// (`quick_cache` never evicts an entry of weight 0).
     pub(crate) fn weight(&self, key: &str) -> u64 {
         (key.len() + self.encoded_len).max(1) as u64
     }
@@ -182,13 +182,13 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// that read the value learned that the key was removed meanwhile.
     ///
     /// The check and the store happen under a per-key lock that [`Tier::remove`] also takes
-    /// (moka's own; striped locks beside quick_cache). `remove(key)` sets the flag before
+    /// (moka's own; striped locks beside `quick_cache`). `remove(key)` sets the flag before
     /// removing, so either this store comes first and the removal deletes it, or it comes
     /// after and sees the flag: a value read before a removal is never visible after the
     /// removal returned.
     ///
     /// The backend may still decline to keep the value or evict it soon (a cold key when the
-    /// tier is full), and a value heavier than the tier (or than a quick_cache shard, sized
+    /// tier is full), and a value heavier than the tier (or than a `quick_cache` shard, sized
     /// for the maximum value size) is not stored at all.
     ///
     /// What the tier keeps owns exactly its bytes (rule 19): `encoded` may be a slice of a
@@ -279,7 +279,7 @@ impl<V> std::fmt::Debug for Tier<V> {
             .field("backend", &backend)
             .field("capacity", &self.capacity)
             .field("ttl", &self.ttl)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

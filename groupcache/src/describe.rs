@@ -71,7 +71,7 @@ pub(crate) async fn remote(
         .map_err(|failure| match failure {
             PeerFailure::Answer(err) | PeerFailure::Transport(err) => err,
         })?;
-    from_reply(reply).map_err(|detail| {
+    from_reply(&reply).map_err(|detail| {
         Error::new(
             ErrorKind::Peer,
             format!("malformed Describe reply: {detail}"),
@@ -98,7 +98,7 @@ pub(crate) fn to_reply(view: &PeerView) -> pb::DescribeResponse {
 }
 
 /// A view from its wire form; the error says what is malformed.
-fn from_reply(reply: pb::DescribeResponse) -> Result<PeerView, String> {
+fn from_reply(reply: &pb::DescribeResponse) -> Result<PeerView, String> {
     let peer = |text: &str| {
         text.parse::<SocketAddr>()
             .map(GroupcachePeer::new)

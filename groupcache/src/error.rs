@@ -157,37 +157,44 @@ impl Error {
     }
 
     /// What went wrong.
+    #[must_use]
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }
 
     /// The key the failed operation was for, if any.
+    #[must_use]
     pub fn key(&self) -> Option<&str> {
         self.inner.key.as_deref()
     }
 
     /// The group the failed operation was for, if any.
+    #[must_use]
     pub fn group(&self) -> Option<&str> {
         self.inner.group.as_deref()
     }
 
     /// The peer on which it failed: the owner that answered with an error or could not be
     /// reached, or `None` when it failed on this peer.
+    #[must_use]
     pub fn peer(&self) -> Option<&GroupcachePeer> {
         self.inner.peer.as_ref()
     }
 
     /// Whether the loader reported that the key does not exist.
+    #[must_use]
     pub fn is_not_found(&self) -> bool {
         self.inner.kind == ErrorKind::NotFound
     }
 
     /// The human-readable detail, without kind, key or peer.
+    #[must_use]
     pub fn detail(&self) -> &str {
         &self.inner.detail
     }
 
     /// Whether two errors are the same shared value (as all waiters of one load receive).
+    #[must_use]
     pub fn ptr_eq(&self, other: &Error) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }

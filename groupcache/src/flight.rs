@@ -112,7 +112,9 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Flight<T>>> {
         // The lock guards plain map operations that cannot panic halfway; a poisoned map is
         // still consistent.
-        self.flights.lock().unwrap_or_else(|e| e.into_inner())
+        self.flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Joins the flight for `key`, starting one with `work` if none is running. `work` is

@@ -112,9 +112,8 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
             // Nobody listens: no trace context unless the caller set one.
             state.lookup(key, TraceContext::current()).await
         } else {
-            let context = TraceContext::current()
-                .map(|c| c.child())
-                .unwrap_or_else(TraceContext::new_root);
+            let context =
+                TraceContext::current().map_or_else(TraceContext::new_root, |c| c.child());
             if let Some(shown) = state.node().trace_keys().show(key) {
                 span.record("key", shown.as_str());
             }
@@ -159,16 +158,19 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     }
 
     /// The group's name, as every peer knows it.
+    #[must_use]
     pub fn name(&self) -> &str {
         self.state.name()
     }
 
     /// The peer that owns `key` according to this peer's current ring.
+    #[must_use]
     pub fn owner_of(&self, key: &str) -> GroupcachePeer {
         self.state.node().routing().owner_of(key)
     }
 
     /// A snapshot of this group's counters and cache sizes on this peer. Reads only.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         self.state.stats()
     }
@@ -180,16 +182,19 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
 impl<V: Clone + Send + Sync + 'static> Group<V> {
     /// Flights (fetches and loads) running on this peer now. `0` when idle: a flight never
     /// outlives its task.
+    #[must_use]
     pub fn inflight_len(&self) -> usize {
         self.state.inflight_len()
     }
 
     /// Local `get` callers waiting on the fetch flight for `key`.
+    #[must_use]
     pub fn inflight_waiters(&self, key: &str) -> usize {
         self.state.fetch_waiters(key)
     }
 
     /// Callers (local fetches and peer requests) waiting on the loader flight for `key`.
+    #[must_use]
     pub fn inflight_load_waiters(&self, key: &str) -> usize {
         self.state.load_waiters(key)
     }

@@ -137,6 +137,7 @@ impl Groupcache {
     }
 
     /// The names of the groups this peer set hosts, sorted.
+    #[must_use]
     pub fn group_names(&self) -> Vec<String> {
         self.peer_set.group_names()
     }
@@ -148,6 +149,7 @@ impl Groupcache {
     /// or [`configure_server`](Self::configure_server); the library never binds a port. It
     /// checks the peer token (if one is configured) and the content type of every request
     /// before reading its body.
+    #[must_use]
     pub fn grpc_service(&self) -> GroupcacheService {
         GroupcacheService::new(Arc::clone(&self.peer_set))
     }
@@ -268,22 +270,26 @@ impl Groupcache {
     }
 
     /// The current members, sorted by address.
+    #[must_use]
     pub fn peers(&self) -> Vec<GroupcachePeer> {
         self.peer_set.node().routing().peers()
     }
 
     /// This peer's address, as given to the builder.
+    #[must_use]
     pub fn addr(&self) -> std::net::SocketAddr {
         self.me().addr()
     }
 
     /// This peer's identity on the ring.
+    #[must_use]
     pub fn me(&self) -> &GroupcachePeer {
         self.peer_set.node().me()
     }
 
     /// The peer that owns `key` according to this peer's current ring (this peer itself when
     /// the ring is empty). The same in every group: placement depends on the key only.
+    #[must_use]
     pub fn owner_of(&self, key: &str) -> GroupcachePeer {
         self.peer_set.node().routing().owner_of(key)
     }
@@ -292,11 +298,13 @@ impl Groupcache {
 
     /// A snapshot of this peer's counters: its service's, and every group's with its cache
     /// sizes. Reads only.
+    #[must_use]
     pub fn stats(&self) -> PeerSetStats {
         self.peer_set.stats()
     }
 
     /// This peer's view of the cluster; with `key`, also who owns it here.
+    #[must_use]
     pub fn describe(&self, key: Option<&str>) -> PeerView {
         crate::describe::local(&self.peer_set, key)
     }

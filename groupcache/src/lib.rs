@@ -116,6 +116,21 @@
 //! | `test-util` | `inflight_len`, `inflight_waiters`, `inflight_load_waiters` for black-box tests |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::pedantic)]
+// The pedantic lints that are wrong for this crate, and why:
+#![allow(
+    // Sizes and counts are bounded by memory or by a configured limit (and clamped before the
+    // casts that could truncate on 32-bit targets); gauges are `f64` by the metrics facade's
+    // design, exact to 2^53.
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    // Counter names are the proto's and Go groupcache's: `unauthenticated_requests`, ...
+    clippy::struct_field_names,
+    // Feature-gated code: without `tls` or `metrics`, some functions keep their signature but
+    // have nothing to do (a `Result` that is always `Ok`, a `self` that is not read).
+    clippy::unnecessary_wraps,
+    clippy::unused_self
+)]
 
 mod builder;
 pub mod cache;

@@ -42,6 +42,7 @@ pub struct GroupcachePeer {
 
 impl GroupcachePeer {
     /// A peer listening on `addr`.
+    #[must_use]
     pub fn new(addr: SocketAddr) -> Self {
         GroupcachePeer {
             addr,
@@ -50,6 +51,7 @@ impl GroupcachePeer {
     }
 
     /// The address of the peer's gRPC service.
+    #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

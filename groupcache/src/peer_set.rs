@@ -55,7 +55,10 @@ impl PeerSet {
         &self,
         group: Arc<GroupState<V>>,
     ) -> Result<(), Error> {
-        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.groups.load_full();
         if current.contains_key(group.name()) {
             return Err(Error::new(
@@ -91,7 +94,12 @@ impl PeerSet {
 
     /// The names of the groups hosted, sorted.
     pub(crate) fn group_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.groups.load().keys().map(|n| n.to_string()).collect();
+        let mut names: Vec<String> = self
+            .groups
+            .load()
+            .keys()
+            .map(std::string::ToString::to_string)
+            .collect();
         names.sort();
         names
     }

@@ -171,7 +171,7 @@ mod tests {
     }
 
     /// XXH3-64 of `b"user-1"`, cross-checked with Python's `xxhash.xxh3_64_intdigest`.
-    const GOLDEN_HASH_USER_1: u64 = 8968379626967066057;
+    const GOLDEN_HASH_USER_1: u64 = 8_968_379_626_967_066_057;
     /// Owners of the golden keys, cross-checked with an independent Python implementation of
     /// the placement rule in the module docs (`xxhash` package, `bisect_left` over the sorted
     /// points, wrapping to the first point).
@@ -267,7 +267,7 @@ mod tests {
                     moved += 1;
                 }
             }
-            let share = moved as f64 / keys.len() as f64;
+            let share = f64::from(moved) / keys.len() as f64;
             let ideal = 1.0 / (n + 1) as f64;
             prop_assert!(share > ideal * 0.7 && share < ideal * 1.3,
                 "{} -> {} peers moved {:.3}, ideal {:.3}", n, n + 1, share, ideal);

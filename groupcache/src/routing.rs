@@ -121,7 +121,10 @@ impl Routing {
 
     /// Replaces the membership with exactly `peers`.
     pub(crate) fn set(&self, peers: Vec<GroupcachePeer>) -> Result<Change, Error> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.replace(peers)
     }
 
@@ -130,7 +133,10 @@ impl Routing {
         &self,
         edit: impl FnOnce(&mut Vec<GroupcachePeer>),
     ) -> Result<Change, Error> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut peers = self.peers();
         edit(&mut peers);
         self.replace(peers)

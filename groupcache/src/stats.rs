@@ -248,6 +248,7 @@ impl PeerSetStats {
     }
 
     /// The stats of group `name`, if this peer hosts it.
+    #[must_use]
     pub fn group(&self, name: &str) -> Option<&Stats> {
         self.groups.get(name)
     }
@@ -278,7 +279,7 @@ impl TierStats {
     }
 
     fn from_proto(proto: Option<&pb::TierStats>) -> Self {
-        let proto = proto.cloned().unwrap_or_default();
+        let proto = proto.copied().unwrap_or_default();
         TierStats {
             entries: proto.entries,
             weighted_bytes: proto.weighted_bytes,

@@ -56,7 +56,11 @@ impl PeerTls {
     /// TLS trusting `ca`, PEM text with the certificates trusted to sign peers' certificates
     /// (one or more). A peer needs its own certificate too, from [`identity`](Self::identity),
     /// to serve TLS; without one it can only connect to peers that do not require client
-    /// certificates. Checked now: the error says what does not parse.
+    /// certificates. Checked now.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) saying what does not parse.
     pub fn new(ca: impl AsRef<[u8]>) -> Result<Self, Error> {
         ensure_crypto_provider();
         let ca = ca.as_ref();
@@ -91,6 +95,11 @@ impl PeerTls {
     /// private key (`key`, PEM: PKCS#8, PKCS#1 or SEC1). Its service presents it, and so does
     /// this peer when it connects to others, unless [`client_identity`](Self::client_identity)
     /// gives another.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the certificate or the key does not
+    /// parse, or they do not belong together.
     pub fn identity(
         mut self,
         cert: impl AsRef<[u8]>,
@@ -102,6 +111,10 @@ impl PeerTls {
     }
 
     /// [`new`](Self::new) and [`identity`](Self::identity) in one call.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new) and [`identity`](Self::identity).
     pub fn from_pem(
         ca: impl AsRef<[u8]>,
         cert: impl AsRef<[u8]>,
@@ -110,8 +123,12 @@ impl PeerTls {
         PeerTls::new(ca)?.identity(cert, key)
     }
 
-    /// TLS from PEM files, for example a mounted kubernetes secret. The error names the file
-    /// that could not be read.
+    /// TLS from PEM files, for example a mounted kubernetes secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file that could not be read,
+    /// or as [`from_pem`](Self::from_pem).
     pub fn from_files(
         ca: impl AsRef<Path>,
         cert: impl AsRef<Path>,
@@ -126,7 +143,11 @@ impl PeerTls {
 
     /// The name every peer's certificate must carry, instead of the peer's IP address. Useful
     /// when peers share one certificate for a service name (pod IPs change; names do not).
-    /// An error if `name` is not a valid DNS name or IP address.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if `name` is not a valid DNS name or IP
+    /// address.
     pub fn domain_name(mut self, name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
         if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
@@ -142,6 +163,7 @@ impl PeerTls {
     /// Mutual TLS: this peer's service refuses connections that do not present a certificate
     /// signed by the CA bundle. Default: off (any client may connect, as with plain TLS; combine
     /// with a [`PeerToken`](crate::security::PeerToken) or turn this on).
+    #[must_use]
     pub fn require_client_certificate(mut self) -> Self {
         self.require_client_certificate = true;
         self
@@ -151,6 +173,10 @@ impl PeerTls {
     /// the one its service presents. Default: the [`identity`](Self::identity) both ways (it
     /// then needs to be valid for client authentication too, which certificates without an
     /// extended key usage extension are).
+    ///
+    /// # Errors
+    ///
+    /// As [`identity`](Self::identity).
     pub fn client_identity(
         mut self,
         cert: impl AsRef<[u8]>,

@@ -45,6 +45,7 @@ pub struct TraceContext {
 
 impl TraceContext {
     /// A new trace, with random ids.
+    #[must_use]
     pub fn new_root() -> Self {
         TraceContext {
             trace_id: nonzero(|| fastrand::u128(..)),
@@ -55,6 +56,7 @@ impl TraceContext {
 
     /// Parses a `traceparent` header value (`version-traceid-spanid-flags`, lowercase hex).
     /// `None` if it is malformed or has an all-zero id, as the W3C specification asks.
+    #[must_use]
     pub fn parse(traceparent: &str) -> Option<Self> {
         let mut parts = traceparent.trim().split('-');
         let version = parts.next()?;
@@ -80,6 +82,7 @@ impl TraceContext {
     }
 
     /// The same trace, with a new span id: what a span of this process sends onward.
+    #[must_use]
     pub fn child(&self) -> Self {
         TraceContext {
             span_id: nonzero(|| fastrand::u64(..)),
@@ -88,16 +91,19 @@ impl TraceContext {
     }
 
     /// The trace id, 32 lowercase hex digits.
+    #[must_use]
     pub fn trace_id(&self) -> String {
         format!("{:032x}", self.trace_id)
     }
 
     /// The span id, 16 lowercase hex digits.
+    #[must_use]
     pub fn span_id(&self) -> String {
         format!("{:016x}", self.span_id)
     }
 
     /// The trace context of the current task, if it runs inside [`scope`](Self::scope).
+    #[must_use]
     pub fn current() -> Option<Self> {
         CURRENT.try_with(|context| *context).ok()
     }

@@ -11,7 +11,7 @@
 /// | backend | hit (one lookup, measured) | when full |
 /// |---|---|---|
 /// | [`QuickCache`](Self::QuickCache) (default) | ~25-40 ns | CLOCK-Pro-like: new entries start cold, an entry read again is kept over one read once |
-/// | [`Moka`](Self::Moka) | ~170-400 ns | TinyLFU: may decline a new entry whose key is seen rarely, in favour of the entries it would evict |
+/// | [`Moka`](Self::Moka) | ~170-400 ns | `TinyLFU`: may decline a new entry whose key is seen rarely, in favour of the entries it would evict |
 ///
 /// A local hit looks up the hot tier and then the main tier, so the backend's cost counts
 /// twice for a main-cache hit: with moka a local hit cannot beat Go groupcache's 130 ns.
@@ -28,7 +28,7 @@ pub enum CacheBackend {
     /// background work. The default.
     #[default]
     QuickCache,
-    /// [moka](https://docs.rs/moka) (`sync::Cache`): TinyLFU admission, maintenance run in
+    /// [moka](https://docs.rs/moka) (`sync::Cache`): `TinyLFU` admission, maintenance run in
     /// batches by the callers.
     Moka,
 }

@@ -69,7 +69,7 @@ impl<V: Send + Sync + 'static> MokaStore<V> {
 
     pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
         let mut dropped = 0;
-        for (key, _) in self.cache.iter() {
+        for (key, _) in &self.cache {
             if !keep(&key) {
                 self.cache.invalidate(key.as_str());
                 dropped += 1;

@@ -1,6 +1,6 @@
-//! A tier held by quick_cache, bounded by weight.
+//! A tier held by `quick_cache`, bounded by weight.
 //!
-//! quick_cache has no per-key compute for absent keys, so a conditional insert is made atomic
+//! `quick_cache` has no per-key compute for absent keys, so a conditional insert is made atomic
 //! against removals of the same key by a small array of striped locks, taken only by inserts
 //! and removals: a hit takes none of them.
 
@@ -15,7 +15,7 @@ use crate::flight::Superseded;
 
 /// Striped locks for inserts and removals; a power of two.
 const STRIPES: usize = 64;
-/// At most this many shards (quick_cache read-locks one shard per lookup).
+/// At most this many shards (`quick_cache` read-locks one shard per lookup).
 const MAX_SHARDS: u64 = 8;
 
 type Store<V> = Cache<String, Arc<Entry<V>>, ByWeight, DefaultHashBuilder, CountEvictions>;
@@ -28,7 +28,7 @@ pub(super) struct QuickStore<V> {
     stripes: Box<[Mutex<()>]>,
 }
 
-/// Weighs an entry as its key plus its encoded value, at least 1 (quick_cache never evicts an
+/// Weighs an entry as its key plus its encoded value, at least 1 (`quick_cache` never evicts an
 /// entry of weight 0).
 #[derive(Debug, Clone, Copy)]
 struct ByWeight;
@@ -94,7 +94,9 @@ impl<V: Send + Sync + 'static> QuickStore<V> {
     fn stripe(&self, key: &str) -> MutexGuard<'_, ()> {
         let i = xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize & (STRIPES - 1);
         // Guards no data: a poisoned stripe is as good as a clean one.
-        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
+        self.stripes[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[inline]

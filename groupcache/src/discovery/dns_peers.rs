@@ -53,23 +53,27 @@ impl DnsPeers {
     }
 
     /// Keeps only IPv4 addresses.
+    #[must_use]
     pub fn ipv4_only(mut self) -> Self {
         self.family = Family::V4;
         self
     }
 
     /// Keeps only IPv6 addresses.
+    #[must_use]
     pub fn ipv6_only(mut self) -> Self {
         self.family = Family::V6;
         self
     }
 
     /// The name resolved on every poll.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The port given to every address.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }

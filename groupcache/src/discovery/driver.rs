@@ -338,12 +338,14 @@ pub struct DiscoveryHandle {
 
 impl DiscoveryHandle {
     /// What the driver has done so far.
+    #[must_use]
     pub fn status(&self) -> DiscoveryStatus {
         self.status.borrow().clone()
     }
 
     /// A receiver that sees every update of the status, e.g. to wait for the first answer:
     /// `handle.subscribe().wait_for(|s| s.polls > 0).await`.
+    #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<DiscoveryStatus> {
         self.status.clone()
     }

@@ -7,7 +7,7 @@ use crate::discovery::static_peers::{parse_peer_list, resolve_all};
 use crate::{BoxError, GroupcachePeer};
 
 /// A peer list kept in a file and read again on every poll: edit the file (or let
-/// configuration management, or a mounted kubernetes ConfigMap, rewrite it) and every replica
+/// configuration management, or a mounted kubernetes `ConfigMap`, rewrite it) and every replica
 /// follows within one discovery interval.
 ///
 /// The file holds `host:port` entries separated by commas, spaces or newlines; text from `#`
@@ -38,6 +38,7 @@ impl PeersFile {
     }
 
     /// The file read on every poll.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }

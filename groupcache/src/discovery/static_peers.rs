@@ -34,11 +34,13 @@ pub struct PeerEntry {
 
 impl PeerEntry {
     /// The host: an IP address or a DNS name, as written (without brackets).
+    #[must_use]
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// The port of the peer's gRPC service.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -255,6 +257,7 @@ impl StaticPeers {
     }
 
     /// The entries, in the order given.
+    #[must_use]
     pub fn entries(&self) -> &[PeerEntry] {
         &self.entries
     }
@@ -273,8 +276,8 @@ impl StaticPeers {
     /// [`ErrorKind::Config`] if no entry or more than one entry matches (the message lists
     /// the entries and what was looked for), or if the matching entry does not resolve.
     pub async fn find_me(&self, hint: Option<&str>) -> Result<GroupcachePeer, Error> {
-        let (wanted, matches): (String, Vec<&PeerEntry>) = match hint {
-            Some(hint) => match hint.parse::<PeerEntry>() {
+        let (wanted, matches): (String, Vec<&PeerEntry>) = if let Some(hint) = hint {
+            match hint.parse::<PeerEntry>() {
                 Ok(full) => (
                     format!("entry {full}"),
                     self.entries
@@ -286,22 +289,21 @@ impl StaticPeers {
                     format!("host {hint:?}"),
                     self.entries.iter().filter(|e| e.is_host(hint)).collect(),
                 ),
-            },
-            None => {
-                let hostname = machine_hostname().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Config,
-                        "cannot tell which peer is this one: the host name is unknown \
-                         (give an override naming this peer's entry)",
-                    )
-                })?;
-                let matches = self
-                    .entries
-                    .iter()
-                    .filter(|e| e.is_host(&hostname))
-                    .collect();
-                (format!("this machine's host name {hostname:?}"), matches)
             }
+        } else {
+            let hostname = machine_hostname().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    "cannot tell which peer is this one: the host name is unknown \
+                     (give an override naming this peer's entry)",
+                )
+            })?;
+            let matches = self
+                .entries
+                .iter()
+                .filter(|e| e.is_host(&hostname))
+                .collect();
+            (format!("this machine's host name {hostname:?}"), matches)
         };
         let listed = self
             .entries

@@ -39,6 +39,11 @@ use crate::{BoxError, GroupcachePeer};
 /// ```
 pub trait PeerConnector: Debug + Send + Sync + 'static {
     /// Returns a channel to `peer`. Must not block: connect lazily.
+    ///
+    /// # Errors
+    ///
+    /// Whatever stops the channel from being made; `set_peers` then returns
+    /// [`ErrorKind::Connect`](crate::ErrorKind::Connect) and leaves the membership as it was.
     fn connect(&self, peer: &GroupcachePeer, endpoint: Endpoint) -> Result<Channel, BoxError>;
 }
 

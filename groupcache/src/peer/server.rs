@@ -186,7 +186,7 @@ impl Gate {
         let remote = request
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|info| info.remote_addr());
+            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr);
         tracing::debug!(
             remote = ?remote,
             path = %request.uri().path(),

@@ -156,7 +156,11 @@ pub(crate) fn from_status(
         Some(kind) => return answer(kind, status.message().to_owned()),
         None => {}
     }
-    match status.metadata().get(ERROR_KIND_KEY).map(|v| v.as_bytes()) {
+    match status
+        .metadata()
+        .get(ERROR_KIND_KEY)
+        .map(tonic::metadata::MetadataValue::as_bytes)
+    {
         Some(mark) if mark == REQUEST_TOO_LARGE.as_bytes() => {
             return answer(
                 ErrorKind::InvalidRequest,
@@ -243,7 +247,7 @@ mod tests {
                     assert_eq!(err.detail(), "why");
                     assert_eq!(err.peer(), Some(&peer()));
                 }
-                other => panic!("{kind:?} became {other:?}"),
+                other @ PeerFailure::Transport(_) => panic!("{kind:?} became {other:?}"),
             }
         }
     }
@@ -363,7 +367,7 @@ mod tests {
         ] {
             match from_status(&Status::new(code, "x"), "g", "k", &peer()) {
                 PeerFailure::Answer(err) => assert_eq!(err.kind(), kind),
-                other => panic!("{code:?} became {other:?}"),
+                other @ PeerFailure::Transport(_) => panic!("{code:?} became {other:?}"),
             }
         }
     }
@@ -381,7 +385,7 @@ mod tests {
         let status = Status::unauthenticated("bad token");
         match from_status(&status, "g", "k", &peer()) {
             PeerFailure::Answer(err) => assert_eq!(err.kind(), ErrorKind::Unauthenticated),
-            other => panic!("{other:?}"),
+            other @ PeerFailure::Transport(_) => panic!("{other:?}"),
         }
     }
 

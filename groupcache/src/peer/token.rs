@@ -47,7 +47,12 @@ pub struct PeerToken {
 
 impl PeerToken {
     /// A token from its text: 1 to [`MAX_PEER_TOKEN_LEN`] bytes of visible ASCII (`!` to `~`),
-    /// for example 32 random bytes in hex or base64. The error never contains the token.
+    /// for example 32 random bytes in hex or base64.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if it is empty, too long or has other
+    /// bytes; the error never contains the token.
     pub fn new(token: impl AsRef<str>) -> Result<Self, Error> {
         let token = token.as_ref();
         if token.is_empty() || token.len() > MAX_PEER_TOKEN_LEN {
@@ -83,8 +88,12 @@ impl PeerToken {
     }
 
     /// A token from the environment variable `name` (for example one filled from a kubernetes
-    /// secret), with surrounding whitespace removed. The error names the variable, never its
-    /// value.
+    /// secret), with surrounding whitespace removed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the variable is not set, not Unicode,
+    /// or not a valid token; the error names the variable, never its value.
     pub fn from_env(name: &str) -> Result<Self, Error> {
         let value = std::env::var(name).map_err(|e| {
             // Never `e` itself: for a value that is not UTF-8 it quotes the value.
