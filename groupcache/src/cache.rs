@@ -349,6 +349,18 @@ mod tests {
         assert_eq!(hot.stats().weighted_bytes, 101);
     }
 
+    // A raw-bytes group (codec::Raw): value and encoded bytes are one buffer, kept once.
+    #[test]
+    fn a_main_tier_keeping_bytes_as_is_shares_the_values_buffer() {
+        let value = Bytes::from(vec![3u8; 1000]);
+        let main = Tier::new("main", 1 << 20, None).keeping_encoded_as_is();
+        main.insert("k", value.clone(), value.clone(), &Superseded::default());
+        let kept = main.get("k").unwrap();
+        assert_eq!(kept.value.as_ptr(), value.as_ptr(), "no copy of the value");
+        assert_eq!(kept.encoded.as_ptr(), value.as_ptr(), "nor of the bytes peers get");
+        assert_eq!(kept.weight("k"), 1001);
+    }
+
     #[test]
     fn a_value_heavier_than_the_tier_is_not_kept() {
         let tier = Tier::new("t", 100, None);
