@@ -357,7 +357,11 @@ mod tests {
         main.insert("k", value.clone(), value.clone(), &Superseded::default());
         let kept = main.get("k").unwrap();
         assert_eq!(kept.value.as_ptr(), value.as_ptr(), "no copy of the value");
-        assert_eq!(kept.encoded.as_ptr(), value.as_ptr(), "nor of the bytes peers get");
+        assert_eq!(
+            kept.encoded.as_ptr(),
+            value.as_ptr(),
+            "nor of the bytes peers get"
+        );
         assert_eq!(kept.weight("k"), 1001);
     }
 

@@ -208,6 +208,13 @@ impl Groupcache {
         crate::peer::server::configure(self.peer_set.node().config(), server)
     }
 
+    /// The peer token check of this peer's service as a tower layer, for services of your own
+    /// that only peers may call; see [`PeerTokenLayer`](crate::security::PeerTokenLayer).
+    #[must_use]
+    pub fn peer_token_layer(&self) -> crate::security::PeerTokenLayer {
+        crate::security::PeerTokenLayer::new(self.peer_set.token_check())
+    }
+
     // ===== membership =====
 
     /// Replaces the cluster membership with exactly `peers`: [`GroupcachePeer`]s or

@@ -9,10 +9,12 @@ pub(crate) mod listener;
 pub(crate) mod server;
 pub(crate) mod status;
 pub(crate) mod token;
+pub(crate) mod token_layer;
 
 pub use self::connector::{LazyConnector, PeerConnector};
 pub use self::listener::{bind, incoming};
 pub use self::server::GroupcacheService;
+
 pub use crate::describe::PeerView;
 
 use std::fmt;

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use crate::lookup::{GroupState, HostedGroup};
 use crate::node::Node;
+use crate::peer::token_layer::TokenCheck;
 use crate::routing::Change;
 use crate::stats::{PeerSetCounters, PeerSetStats};
 use crate::{Error, ErrorKind, GroupcachePeer};
@@ -48,6 +49,14 @@ impl PeerSet {
 
     pub(crate) fn counters(&self) -> &Arc<PeerSetCounters> {
         &self.counters
+    }
+
+    /// The peer token check of this peer's service.
+    pub(crate) fn token_check(&self) -> TokenCheck {
+        TokenCheck::new(
+            self.node.config().accepted_tokens.clone(),
+            Arc::clone(&self.counters),
+        )
     }
 
     /// Adds `group`, refusing a name already taken.

@@ -113,6 +113,57 @@ impl TraceContext {
     pub async fn scope<F: Future>(self, future: F) -> F::Output {
         CURRENT.scope(self, future).await
     }
+
+    /// Writes this context into gRPC metadata as `traceparent`, as the peer client does.
+    pub fn inject(&self, metadata: &mut tonic::metadata::MetadataMap) {
+        if let Ok(value) = self.to_string().parse() {
+            metadata.insert(TRACEPARENT, value);
+        }
+    }
+
+    /// The context that gRPC metadata carries as `traceparent`, if it is valid, as a peer's
+    /// service reads it.
+    #[must_use]
+    pub fn extract(metadata: &tonic::metadata::MetadataMap) -> Option<Self> {
+        metadata
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Self::parse)
+    }
+}
+
+/// A tonic interceptor that sends the current trace context (a child span of it) with every
+/// request, as groupcache's own peer client does, so that calls from clients of your own join
+/// the same traces. A service reads it back with [`TraceContext::extract`].
+///
+/// ```
+/// use groupcache::trace::{PropagateTrace, TraceContext};
+/// use tonic::service::Interceptor;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let caller = TraceContext::new_root();
+/// let sent = caller
+///     .scope(async { PropagateTrace.call(tonic::Request::new(())).unwrap() })
+///     .await;
+/// let received = TraceContext::extract(sent.metadata()).unwrap();
+/// assert_eq!(received.trace_id(), caller.trace_id());
+/// assert_ne!(received.span_id(), caller.span_id(), "a child span");
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropagateTrace;
+
+impl tonic::service::Interceptor for PropagateTrace {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(context) = TraceContext::current() {
+            context.child().inject(request.metadata_mut());
+        }
+        Ok(request)
+    }
 }
 
 /// Draws until the id is not zero (an all-zero id is invalid).

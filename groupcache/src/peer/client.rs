@@ -16,7 +16,6 @@ use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
 use crate::log_throttle::LogThrottle;
 use crate::telemetry::{MetricNames, PeerResult, PeerTelemetry};
-use crate::trace::TRACEPARENT;
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer};
 
@@ -177,8 +176,8 @@ impl PeerClient {
                 group: group.to_owned(),
                 key: key.to_owned(),
             });
-            if let Some(Ok(value)) = context.map(|c| c.to_string().parse()) {
-                request.metadata_mut().insert(TRACEPARENT, value);
+            if let Some(context) = context {
+                context.inject(request.metadata_mut());
             }
             async move { client.get(request).await }
         });

@@ -18,11 +18,11 @@ use tonic::transport::Server;
 
 use super::client::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
 use super::status::{mark_refused_request, to_status};
-use super::token::{AUTHORIZATION, AcceptedTokens};
+use super::token_layer::TokenCheck;
 use crate::builder::Config;
 use crate::peer_set::PeerSet;
 use crate::stats::PeerSetCounters;
-use crate::trace::{TRACEPARENT, TraceContext};
+use crate::trace::TraceContext;
 use crate::{Error, ErrorKind};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -62,11 +62,7 @@ impl PeerHandler {
 impl GroupcacheRpc for PeerHandler {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         // The asker's trace, if it sent one: this peer's spans join it.
-        let parent = request
-            .metadata()
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceContext::parse);
+        let parent = TraceContext::extract(request.metadata());
         let GetRequest { group, key } = request.into_inner();
         let hosted = self.group(&group)?;
         let span = tracing::debug_span!(
@@ -154,8 +150,9 @@ pub struct GroupcacheService {
 /// What every request must show before any work is done for it.
 #[derive(Debug)]
 struct Gate {
-    tokens: AcceptedTokens,
-    /// Where refusals are counted: the peer set's counters.
+    /// The peer token check, as [`PeerTokenLayer`](super::PeerTokenLayer) applies it too.
+    token: TokenCheck,
+    /// Where timeouts are counted: the peer set's counters.
     counters: Arc<PeerSetCounters>,
     /// How long a request may take to arrive and be answered: the peer timeout.
     deadline: Duration,
@@ -175,25 +172,7 @@ impl Gate {
             *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Some(response);
         }
-        if !self.tokens.is_required() {
-            return None;
-        }
-        let refusal = self
-            .tokens
-            .check(request.headers().get(AUTHORIZATION))
-            .err()?;
-        self.counters.unauthenticated_requests.bump();
-        let remote = request
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr);
-        tracing::debug!(
-            remote = ?remote,
-            path = %request.uri().path(),
-            reason = refusal.message(),
-            "refused a peer request"
-        );
-        Some(Status::unauthenticated(refusal.message()).into_http())
+        self.token.refuse(request)
     }
 }
 
@@ -217,7 +196,7 @@ impl GroupcacheService {
         let requests = config.max_request_size();
         let replies = config.max_reply_size();
         let gate = Arc::new(Gate {
-            tokens: config.accepted_tokens.clone(),
+            token: peer_set.token_check(),
             counters: Arc::clone(peer_set.counters()),
             deadline: config.peer_timeout,
         });
