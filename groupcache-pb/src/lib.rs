@@ -1,5 +1,5 @@
 //! The wire protocol spoken between `groupcache` peers: the messages and tonic stubs generated
-//! from `proto/groupcache_v2.proto`.
+//! from `proto/groupcache.proto`.
 //!
 //! This crate holds generated code only. Applications use the `groupcache` crate, which wraps
 //! these types and never exposes them in its main API.
@@ -12,4 +12,4 @@ pub mod v2 {
 }
 
 /// The protocol's source, for tools and for tests that check the library against it.
-pub const PROTO: &str = include_str!("../proto/groupcache_v2.proto");
+pub const PROTO: &str = include_str!("../proto/groupcache.proto");
