@@ -6,7 +6,7 @@ use std::fmt::Debug;
 ///
 /// A hot copy turns the next `get` of that key into a local hit (no network hop), at the cost
 /// of memory and of staleness after a `remove` (see
-/// [`Groupcache::remove`](crate::Groupcache::remove)). The default, [`PromoteOneIn::default`],
+/// [`Group::remove`](crate::Group::remove)). The default, [`PromoteOneIn::default`],
 /// keeps 1 fetch in 10 at random, as Go groupcache does, so that only keys fetched often end up
 /// hot.
 ///

@@ -1,7 +1,7 @@
 //! [`CacheBackend`]: which cache implementation holds the main and hot tiers.
 
 /// The cache implementation behind both tiers, chosen with
-/// [`GroupcacheBuilder::cache_backend`](crate::GroupcacheBuilder::cache_backend).
+/// [`GroupBuilder::cache_backend`](crate::GroupBuilder::cache_backend).
 ///
 /// Both keep the same contract: capacity weighed in bytes (encoded value plus key), expiry
 /// on tokio's clock kept by groupcache beside each value, eviction and expiration counters in
