@@ -1,0 +1,10 @@
+//! The read path on one peer and on loopback clusters of real tonic servers: single flight,
+//! routing, remote answers, `remove` and the hot cache, the quick start's setup, `Describe`
+//! and a model-based sequence.
+
+mod cluster;
+mod introspection;
+mod model;
+mod quick_start;
+mod remove;
+mod single_flight;
