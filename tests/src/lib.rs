@@ -10,14 +10,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader};
 use tokio::sync::{oneshot, watch};
+use tokio::time::error::Elapsed;
 
+pub use cluster::{Cluster, ClusterSpec, Configure};
+
+pub mod cluster;
 pub mod fuzz_harness;
 pub mod grpc_frames;
 pub mod log_capture;
+pub mod own_process;
 pub mod pki;
 pub mod rss;
 pub mod sim;
@@ -33,13 +38,33 @@ pub async fn within_limit<F: Future>(body: F) -> F::Output {
         .expect("test body exceeded its time limit")
 }
 
-/// Polls `cond` every millisecond until it holds; panics after ten seconds, naming `what`.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+/// How long [`wait_until`] waits before failing, on the clock of the runtime it runs on.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `cond` every millisecond until it holds; panics after [`WAIT_LIMIT`], naming `what`.
+///
+/// The one polling helper of these tests, for loopback clusters, paused time and turmoil hosts
+/// alike: it sleeps and measures with `tokio::time`, so its limit is real time on loopback,
+/// simulated time in a simulation, and auto-advanced time under `start_paused`.
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    if poll_until(WAIT_LIMIT, cond).await.is_err() {
+        panic!("timed out after {WAIT_LIMIT:?} waiting until {what}");
     }
+}
+
+/// Polls `cond` every millisecond until it holds or `limit` has passed (on the runtime's clock,
+/// as [`wait_until`]), for a wait whose bound is what the test measures.
+///
+/// # Errors
+///
+/// [`Elapsed`] if `cond` still did not hold after `limit`.
+pub async fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Result<(), Elapsed> {
+    tokio::time::timeout(limit, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
 }
 
 /// Spawns `cache.get(key)` as a task of its own, like an independent caller.
@@ -226,10 +251,6 @@ impl ValueLoader for CountingLoader {
 
 // ===== TestCluster =====
 
-/// Customises each node's builder: `(node index, builder) -> builder`.
-pub type Configure =
-    Arc<dyn Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + Send + Sync>;
-
 /// One node: its cache handle and the runtime its gRPC server runs on.
 pub struct Node {
     /// This node's cache.
@@ -246,14 +267,15 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// `n` peers on loopback, each a real tonic server on `127.0.0.1:0`, all given the same peer
-/// list.
+/// A [`ClusterSpec`] running on loopback: each node a real tonic server on `127.0.0.1:0`, all
+/// given the same peer list. The shared queries (`owner_of`, `key_owned_by`, `addr`, `len`)
+/// come from the [`Cluster`] trait.
 pub struct TestCluster {
     nodes: Vec<Node>,
     addrs: Vec<SocketAddr>,
     /// The loader shared by all nodes (node `i` counts as `i`).
     pub loader: CountingLoader,
-    configure: Configure,
+    spec: ClusterSpec,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -264,18 +286,34 @@ impl std::fmt::Debug for TestCluster {
     }
 }
 
+impl Cluster for TestCluster {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i]
+    }
+
+    /// Every node: a killed node's cache handle lives on (only its server is gone).
+    fn running(&self) -> Vec<(usize, Groupcache<String>)> {
+        self.nodes
+            .iter()
+            .map(|n| n.cache.clone())
+            .enumerate()
+            .collect()
+    }
+}
+
 impl TestCluster {
     /// Starts `n` nodes with default settings.
     pub async fn start(n: usize) -> Self {
-        Self::start_with(n, |_, builder| builder).await
+        ClusterSpec::new(n).start().await
     }
 
     /// Starts `n` nodes that keep a hot copy of every value they fetch from another peer.
     pub async fn start_keeping_hot_copies(n: usize) -> Self {
-        Self::start_with(n, |_, builder| {
-            builder.hot_cache_policy(groupcache::PromoteOneIn(1))
-        })
-        .await
+        ClusterSpec::new(n).keeping_hot_copies().start().await
     }
 
     /// Starts `n` nodes, each builder passed through `configure` first.
@@ -286,18 +324,21 @@ impl TestCluster {
         + Sync
         + 'static,
     ) -> Self {
-        let configure: Configure = Arc::new(configure);
-        let loader = CountingLoader::new();
+        ClusterSpec::new(n).configure(configure).start().await
+    }
+
+    /// Starts the nodes `spec` describes (see [`ClusterSpec::start`]).
+    pub(crate) async fn start_spec(spec: ClusterSpec) -> Self {
         let mut incomings = Vec::new();
         let mut addrs = Vec::new();
-        for _ in 0..n {
+        for _ in 0..spec.len() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
             addrs.push(listener.local_addr().expect("local addr"));
             incomings.push(listener);
         }
         let mut nodes = Vec::new();
         for (i, listener) in incomings.into_iter().enumerate() {
-            let cache = configure(i, Groupcache::builder(addrs[i], loader.for_node(i))).build();
+            let cache = spec.builder(i, addrs[i], |builder| builder).build();
             let server = serve(cache.clone(), listener).await;
             nodes.push(Node {
                 cache,
@@ -307,10 +348,10 @@ impl TestCluster {
         let cluster = TestCluster {
             nodes,
             addrs,
-            loader,
-            configure,
+            loader: spec.shared_loader().clone(),
+            spec,
         };
-        for i in 0..n {
+        for i in 0..cluster.len() {
             cluster.set_peers_on(i, &cluster.addrs).await;
         }
         cluster
@@ -326,36 +367,31 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.cache.clone()).collect()
     }
 
+    // The [`Cluster`] queries, callable without importing the trait (the benches use them).
+
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        Cluster::len(self)
     }
 
     /// Whether the cluster has no nodes.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        Cluster::is_empty(self)
     }
 
     /// Node `i`'s address.
     pub fn addr(&self, i: usize) -> SocketAddr {
-        self.addrs[i]
+        Cluster::addr(self, i)
     }
 
     /// The index of the node owning `key` (by node 0's ring; all agree).
     pub fn owner_of(&self, key: &str) -> usize {
-        let owner = self.nodes[0].cache.owner_of(key);
-        self.addrs
-            .iter()
-            .position(|a| *a == owner.addr())
-            .expect("owner is a member")
+        Cluster::owner_of(self, key)
     }
 
     /// A key owned by node `owner`, made from `prefix`.
     pub fn key_owned_by(&self, owner: usize, prefix: &str) -> String {
-        (0..)
-            .map(|i| format!("{prefix}-{i}"))
-            .find(|k| self.owner_of(k) == owner)
-            .expect("some key maps to every node")
+        Cluster::key_owned_by(self, owner, prefix)
     }
 
     /// Replaces node `i`'s peer list.
@@ -383,7 +419,7 @@ impl TestCluster {
         self.kill(i).await;
         let addr = self.addrs[i];
         let listener = std::net::TcpListener::bind(addr).expect("rebind the same address");
-        let cache = (self.configure)(i, Groupcache::builder(addr, self.loader.for_node(i))).build();
+        let cache = self.spec.builder(i, addr, |builder| builder).build();
         let server = serve(cache.clone(), listener).await;
         self.nodes[i] = Node {
             cache,
@@ -397,9 +433,7 @@ impl TestCluster {
         for i in 0..self.nodes.len() {
             self.kill(i).await;
         }
-        for (i, node) in self.nodes.iter().enumerate() {
-            assert_eq!(node.cache.inflight_len(), 0, "node {i} left flights behind");
-        }
+        self.assert_no_flights();
     }
 }
 

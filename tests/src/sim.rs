@@ -47,7 +47,7 @@ use tonic::transport::{Channel, Endpoint, Server, Uri};
 use turmoil::Sim;
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::CountingLoader;
+use crate::{Cluster, ClusterSpec, CountingLoader, wait_until};
 
 /// The port every simulated node serves groupcache on.
 pub const GRPC_PORT: u16 = 9000;
@@ -62,9 +62,6 @@ pub const SIM_DURATION: Duration = Duration::from_secs(120);
 /// RNG between 0 and this (exponentially, mostly short). Small enough that a healthy request,
 /// connection setup included, always fits well within a 500 ms peer timeout.
 pub const MAX_LATENCY: Duration = Duration::from_millis(20);
-
-/// How long [`wait_for`] waits, in simulated time, before failing.
-pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 // ===== tonic over turmoil =====
 
@@ -233,14 +230,19 @@ pub fn run_seeded(seed: u64, body: impl FnOnce(&mut Sim<'_>) -> turmoil::Result)
 pub fn run_scenario<F, Fut>(
     seed: u64,
     names: &[&str],
-    configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + 'static,
+    configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>
+    + Send
+    + Sync
+    + 'static,
     body: F,
 ) where
     F: FnOnce(SimCluster) -> Fut + 'static,
     Fut: Future<Output = turmoil::Result> + 'static,
 {
     run_seeded(seed, |sim| {
-        let cluster = SimCluster::start(sim, names, &CountingLoader::new(), configure);
+        let cluster = ClusterSpec::new(names.len())
+            .configure(configure)
+            .start_sim(sim, names);
         let client = cluster.clone();
         sim.client("client", async move {
             client.wait_up().await;
@@ -272,19 +274,6 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
 }
 
 // ===== inside the simulation =====
-
-/// Polls `cond` every simulated millisecond until it holds; panics after [`WAIT_LIMIT`] of
-/// simulated time, naming `what`. For use on a turmoil host or client.
-pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {WAIT_LIMIT:?} of simulated time waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 /// Awaits a task, passing its panic on.
 ///
@@ -319,7 +308,7 @@ pub struct SimCluster {
 #[derive(Debug)]
 struct Shared {
     names: Vec<String>,
-    loader: CountingLoader,
+    spec: ClusterSpec,
     nodes: Mutex<Vec<Slot>>,
     faults: Mutex<VecDeque<Fault>>,
 }
@@ -346,30 +335,39 @@ enum Fault {
     Bounce(usize),
 }
 
-/// Customises each node's builder: `(node index, builder) -> builder`.
-pub type SimConfigure = Arc<dyn Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>>;
+impl Cluster for SimCluster {
+    fn len(&self) -> usize {
+        self.shared.names.len()
+    }
+
+    /// Call inside the simulation.
+    fn addr(&self, i: usize) -> SocketAddr {
+        node_addr(self.name(i))
+    }
+
+    fn running(&self) -> Vec<(usize, Groupcache<String>)> {
+        let slots = self.slots();
+        let running = slots.iter().enumerate();
+        running
+            .filter_map(|(i, slot)| Some((i, slot.running.as_ref()?.cache.clone())))
+            .collect()
+    }
+}
 
 impl SimCluster {
-    /// Registers a host per name on `sim`, each running a node. Each builder gets
-    /// [`TurmoilConnector`] and `PromoteOneIn(0)` (no hot copies), then `configure`.
-    pub fn start(
-        sim: &mut Sim<'_>,
-        names: &[&str],
-        loader: &CountingLoader,
-        configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + 'static,
-    ) -> Self {
+    /// Registers a host per name on `sim`, each running a node of `spec` (see
+    /// [`ClusterSpec::start_sim`]). Each builder gets [`TurmoilConnector`] and
+    /// `PromoteOneIn(0)` (no hot copies), then the spec's configuration.
+    pub(crate) fn start(sim: &mut Sim<'_>, names: &[&str], spec: ClusterSpec) -> Self {
         let shared = Arc::new(Shared {
             names: names.iter().map(|name| (*name).to_owned()).collect(),
-            loader: loader.clone(),
+            spec,
             nodes: Mutex::new(names.iter().map(|_| Slot::default()).collect()),
             faults: Mutex::new(VecDeque::new()),
         });
-        let configure: SimConfigure = Arc::new(configure);
         for (i, name) in names.iter().enumerate() {
-            let (shared, configure) = (Arc::clone(&shared), Arc::clone(&configure));
-            sim.host(*name, move || {
-                run_node(Arc::clone(&shared), i, Arc::clone(&configure))
-            });
+            let shared = Arc::clone(&shared);
+            sim.host(*name, move || run_node(Arc::clone(&shared), i));
         }
         SimCluster { shared }
     }
@@ -411,17 +409,7 @@ impl SimCluster {
 
     /// The loader shared by the nodes.
     pub fn loader(&self) -> &CountingLoader {
-        &self.shared.loader
-    }
-
-    /// Number of nodes.
-    pub fn len(&self) -> usize {
-        self.shared.names.len()
-    }
-
-    /// Whether the cluster has no nodes.
-    pub fn is_empty(&self) -> bool {
-        self.shared.names.is_empty()
+        self.shared.spec.shared_loader()
     }
 
     /// Node `i`'s host name.
@@ -436,7 +424,7 @@ impl SimCluster {
 
     /// Waits until every node has started.
     pub async fn wait_up(&self) {
-        wait_for("every node started", || {
+        wait_until("every node started", || {
             (0..self.len()).all(|i| self.is_up(i))
         })
         .await;
@@ -456,43 +444,9 @@ impl SimCluster {
             .clone()
     }
 
-    /// Asserts that no node has a flight left (every running node; invariant I7).
-    pub fn assert_no_flights(&self) {
-        for i in 0..self.shared.names.len() {
-            if let Some(node) = &self.slots()[i].running {
-                assert_eq!(node.cache.inflight_len(), 0, "node {i}: no flight left");
-            }
-        }
-    }
-
     /// Node `i`'s counters.
     pub fn stats(&self, i: usize) -> Stats {
         self.cache(i).stats()
-    }
-
-    /// Node `i`'s address. Call inside the simulation.
-    pub fn addr(&self, i: usize) -> SocketAddr {
-        node_addr(self.name(i))
-    }
-
-    /// The index of the node owning `key` (by the ring of the first running node; all agree).
-    /// Call inside the simulation.
-    pub fn owner_of(&self, key: &str) -> usize {
-        let any = (0..self.len())
-            .find(|&i| self.is_up(i))
-            .expect("a node is up");
-        let owner = self.cache(any).owner_of(key).addr();
-        (0..self.len())
-            .find(|&i| self.addr(i) == owner)
-            .expect("the owner is a node")
-    }
-
-    /// A key owned by node `owner`, made from `prefix`. Call inside the simulation.
-    pub fn key_owned_by(&self, owner: usize, prefix: &str) -> String {
-        (0..)
-            .map(|n| format!("{prefix}-{n}"))
-            .find(|key| self.owner_of(key) == owner)
-            .expect("some key maps to every node")
     }
 
     /// Starts `get(key)` on node `i`, as a task on node `i`'s own runtime (so that it ends if
@@ -535,7 +489,7 @@ impl SimCluster {
             .lock()
             .unwrap()
             .push_back(Fault::Crash(i));
-        wait_for("the crash was applied", || self.slots()[i].crashes > before).await;
+        wait_until("the crash was applied", || self.slots()[i].crashes > before).await;
     }
 
     /// Restarts node `i`'s host (crashed or not) as a fresh process: a new, empty cache on the
@@ -547,7 +501,7 @@ impl SimCluster {
             .lock()
             .unwrap()
             .push_back(Fault::Bounce(i));
-        wait_for("the restarted node started", || {
+        wait_until("the restarted node started", || {
             let slots = self.slots();
             slots[i].starts > before && slots[i].running.is_some()
         })
@@ -556,13 +510,17 @@ impl SimCluster {
 }
 
 /// A node's host software: build the cache, join the cluster, listen, publish, serve.
-async fn run_node(shared: Arc<Shared>, i: usize, configure: SimConfigure) -> turmoil::Result {
+async fn run_node(shared: Arc<Shared>, i: usize) -> turmoil::Result {
     let me = node_addr(&shared.names[i]);
     let peers: Vec<SocketAddr> = shared.names.iter().map(|name| node_addr(name)).collect();
-    let builder = Groupcache::builder(me, shared.loader.for_node(i))
-        .peer_connector(TurmoilConnector)
-        .hot_cache_policy(PromoteOneIn(0));
-    let cache = configure(i, builder).build();
+    let cache = shared
+        .spec
+        .builder(i, me, |builder| {
+            builder
+                .peer_connector(TurmoilConnector)
+                .hot_cache_policy(PromoteOneIn(0))
+        })
+        .build();
     cache.set_peers(peers).await?;
     let listener = TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), GRPC_PORT)).await?;
     {

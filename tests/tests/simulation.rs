@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use groupcache::{GroupcacheBuilder, Stats};
-use groupcache_tests::sim::{SimCluster, join, run_scenario, sweep, wait_for};
-use groupcache_tests::{Script, value_of};
+use groupcache_tests::sim::{SimCluster, join, run_scenario, sweep};
+use groupcache_tests::{Cluster, Script, value_of, wait_until};
 use tokio::time::Instant;
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -105,14 +105,14 @@ fn herd_over_the_cluster(seed: u64) {
 
         let started = Instant::now();
         let callers: Vec<_> = (0..HERD).map(|n| cluster.spawn_get(n % 3, &key)).collect();
-        wait_for("every caller waits", || {
+        wait_until("every caller waits", || {
             (0..3)
                 .map(|i| cluster.cache(i).inflight_waiters(&key))
                 .sum::<usize>()
                 == HERD
         })
         .await;
-        wait_for("a's and b's requests joined c's load", || {
+        wait_until("a's and b's requests joined c's load", || {
             cluster.cache(C).inflight_load_waiters(&key) == 3
         })
         .await;
@@ -169,7 +169,7 @@ fn owner_crashes_mid_load(seed: u64) {
         let before = cluster.stats(A);
 
         let caller = cluster.spawn_get(A, &key);
-        wait_for("c is loading for a", || {
+        wait_until("c is loading for a", || {
             cluster.loader().loads_on(C, &key) == 1
         })
         .await;
@@ -251,7 +251,7 @@ fn slow_owner(seed: u64) {
         assert_eq!(cluster.loader().loads_on(C, &key), 1, "c is still loading");
 
         // c's load finishes late and fills c's cache; its reply to a is dropped.
-        wait_for("c's late load finished", || {
+        wait_until("c's late load finished", || {
             cluster.cache(C).inflight_len() == 0
         })
         .await;
@@ -457,7 +457,7 @@ fn swizzle_clog(seed: u64) {
 
         // Held requests reach their owners late; their replies are dropped. Then nothing
         // is left running (I7).
-        wait_for("every flight ended", || {
+        wait_until("every flight ended", || {
             (0..3).all(|i| cluster.cache(i).inflight_len() == 0)
         })
         .await;

@@ -2,17 +2,27 @@
 //! count, while its counters still count every failure.
 //!
 //! Regression test for issue 10, item 4: a killed owner made ~5,000 WARN "owner unreachable"
-//! lines per second per node. Its own test binary: it installs a global log capture.
+//! lines per second per node. Alone in its process: it installs a global log capture and counts
+//! every line.
 
 use std::time::Instant;
 
 use groupcache_tests::log_capture::CapturedLogs;
+use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::{TestCluster, within_limit};
 
 const FAILED_FETCHES: usize = 10_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_failed_fetches_log_a_handful_of_lines() {
+    if !alone_in_this_process(
+        module_path!(),
+        "ten_thousand_failed_fetches_log_a_handful_of_lines",
+    )
+    .await
+    {
+        return;
+    }
     let logs = CapturedLogs::install(tracing::Level::INFO);
     within_limit(async {
         let mut cluster = TestCluster::start(2).await;

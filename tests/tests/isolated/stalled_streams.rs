@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use groupcache::{BoxError, Groupcache, ValueLoader};
+use groupcache_tests::own_process::{alone_in_this_process, test_name};
 use groupcache_tests::rss::{mib, resident_bytes};
-use groupcache_tests::{start_like_the_quick_start, wait_until, within_limit};
+use groupcache_tests::{poll_until, start_like_the_quick_start, wait_until, within_limit};
 use http_body_util::StreamBody;
 use tonic::body::Body;
 use tonic::transport::Channel;
@@ -50,6 +51,14 @@ impl ValueLoader for Database {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
+    if !alone_in_this_process(
+        module_path!(),
+        "streams_that_never_send_a_body_are_closed_at_the_peer_timeout",
+    )
+    .await
+    {
+        return;
+    }
     within_limit(async {
         // The quick start's server setup, with the default peer timeout (2 s).
         let cache = start_like_the_quick_start(1, |me| Groupcache::builder(me, Database).build())
@@ -69,7 +78,8 @@ async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
         let mut held = Vec::new();
         for round in 1..=ROUNDS {
             let client = Command::new(std::env::current_exe().unwrap())
-                .args(["stalling_client", "--exact", "--ignored", "--nocapture"])
+                .arg(test_name(module_path!(), "stalling_client"))
+                .args(["--exact", "--ignored", "--nocapture"])
                 .env(TARGET, cache.addr().to_string())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -87,19 +97,15 @@ async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
             // the peer timeout after that, plus slack for answering them all on two busy cores.
             let answered = (round * total) as u64;
             let bound = deadline + Duration::from_secs(3);
-            tokio::time::timeout(bound, async {
-                while cache.stats().timed_out_requests < answered {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "round {round}: {} of {answered} stalled streams answered {bound:?} after \
+            poll_until(bound, || cache.stats().timed_out_requests >= answered)
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "round {round}: {} of {answered} stalled streams answered {bound:?} after \
                      all were open",
-                    cache.stats().timed_out_requests
-                )
-            });
+                        cache.stats().timed_out_requests
+                    )
+                });
             let slowest = all_held.elapsed();
             let output = tokio::task::spawn_blocking(move || client.wait_with_output())
                 .await

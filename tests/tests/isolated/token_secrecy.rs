@@ -1,9 +1,10 @@
 //! The peer token never reaches a log line, at any level, from any crate (groupcache, tonic,
-//! h2, hyper), nor `Debug` output. Its own test binary: it installs a global subscriber that
+//! h2, hyper), nor `Debug` output. Alone in its process: it installs a global subscriber that
 //! records everything at TRACE, including the node servers' threads.
 
 use groupcache::{ErrorKind, Groupcache, PeerToken};
 use groupcache_tests::log_capture::CapturedLogs;
+use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::{CountingLoader, TestCluster, within_limit};
 
 const TOKEN: &str = "s3cr3t-token-7f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -11,6 +12,14 @@ const WRONG: &str = "wr0ng-token-0123456789abcdef0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_appears_in_no_log_line_and_no_debug_output() {
+    if !alone_in_this_process(
+        module_path!(),
+        "the_token_appears_in_no_log_line_and_no_debug_output",
+    )
+    .await
+    {
+        return;
+    }
     let captured = CapturedLogs::install(tracing::Level::TRACE);
 
     within_limit(async {

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use groupcache::{BoxError, Groupcache, GroupcachePeer, PromoteOneIn, ValueLoader};
+use groupcache_tests::own_process::{alone_in_this_process, test_name};
 use groupcache_tests::rss::resident_bytes;
 use groupcache_tests::within_limit;
 
@@ -108,6 +109,14 @@ fn per_entry(before: u64, after: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_entry_costs_at_most_twice_its_weight_plus_a_fixed_overhead() {
+    if !alone_in_this_process(
+        module_path!(),
+        "a_cached_entry_costs_at_most_twice_its_weight_plus_a_fixed_overhead",
+    )
+    .await
+    {
+        return;
+    }
     let Some(_) = resident_bytes() else {
         eprintln!("no /proc/self/statm here: nothing to measure");
         return;
@@ -116,7 +125,8 @@ async fn a_cached_entry_costs_at_most_twice_its_weight_plus_a_fixed_overhead() {
         let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let me = incoming.local_addr().unwrap();
         let mut owner_process = Command::new(std::env::current_exe().unwrap())
-            .args(["owner_process", "--exact", "--ignored", "--nocapture"])
+            .arg(test_name(module_path!(), "owner_process"))
+            .args(["--exact", "--ignored", "--nocapture"])
             .env(ASKER, me.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

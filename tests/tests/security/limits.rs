@@ -1,8 +1,8 @@
 //! Key and value limits at the exact boundary and one past it, through a real cluster, and
 //! values of tens of MiB when the limit allows them.
 
-use groupcache::ErrorKind;
-use groupcache_tests::{Script, TestCluster, within_limit};
+use groupcache::{ErrorKind, GroupcachePeer};
+use groupcache_tests::{Script, TestCluster, wait_until, within_limit};
 
 const MAX_KEY: usize = 100;
 const MAX_VALUE: usize = 1000;
@@ -143,10 +143,15 @@ async fn an_asker_with_a_smaller_value_limit_gets_a_clear_error_not_a_second_loa
     .await;
 }
 
+/// Round trips to the owner that a witness peer makes, each over its own connection, while
+/// the asker's second request is held back.
+const WITNESS_ROUND_TRIPS: usize = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_builder_limits_concurrent_requests_per_connection() {
     within_limit(async {
-        let cluster = TestCluster::start_with(2, |_, b| {
+        // Node 0 asks, node 1 owns, node 2 is a witness with a connection of its own.
+        let cluster = TestCluster::start_with(3, |_, b| {
             b.max_concurrent_streams(1)
                 .peer_timeout(std::time::Duration::from_secs(30))
         })
@@ -155,20 +160,31 @@ async fn server_builder_limits_concurrent_requests_per_connection() {
         let second = cluster.key_owned_by(1, "second");
         cluster.loader.script(&first, Script::Gate);
         let a = groupcache_tests::spawn_get(cluster.node(0), &first);
-        groupcache_tests::wait_until("the first request is loading on the owner", || {
+        wait_until("the first request is loading on the owner", || {
             cluster.loader.loads_on(1, &first) == 1
         })
         .await;
         let b = groupcache_tests::spawn_get(cluster.node(0), &second);
+        // A counter, not the flights open now: in a broken build the second get may be over
+        // before this looks.
+        wait_until("the second get started a fetch on the asker", || {
+            cluster.node(0).stats().loads_deduped == 2
+        })
+        .await;
         // The one stream the owner allows is taken: the second request waits in the asker's
         // HTTP/2 connection and does not reach the owner. A negative needs a window to be
-        // observed in; 300 ms is far longer than a loopback request takes.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(
-            cluster.node(1).stats().server_requests,
-            1,
-            "one request at a time"
-        );
+        // observed in. Here it is measured in round trips to the same owner, begun once the
+        // second request was under way, each one over a connection of its own that first has
+        // to be set up (TCP and HTTP/2 handshakes): a request sent over the asker's open
+        // connection would have arrived within them. The owner's own counters answer.
+        let owner = GroupcachePeer::from(cluster.addr(1));
+        for round_trip in 1..=WITNESS_ROUND_TRIPS {
+            let witness = cluster.node(2).describe_peer(&owner, None).await.unwrap();
+            assert_eq!(
+                witness.stats.server_requests, 1,
+                "one request at a time (round trip {round_trip})"
+            );
+        }
         assert_eq!(
             cluster.loader.loads(&second),
             0,
@@ -184,6 +200,7 @@ async fn server_builder_limits_concurrent_requests_per_connection() {
             "both were served by the owner, in turn"
         );
         assert_eq!(stats.fallback_loads, 0);
+        assert_eq!(cluster.node(1).stats().server_requests, 2);
         cluster.shutdown().await;
     })
     .await;

@@ -1,15 +1,24 @@
 //! One request followed across peers: the owner's `groupcache.serve` span carries the trace id
 //! of the asker's `groupcache.get` span, and names the span that sent the request as its
-//! parent. Its own test binary: it installs a global subscriber, so that the node servers'
+//! parent. Alone in its process: it installs a global subscriber, so that the node servers'
 //! threads report to it too.
 
 use groupcache::{TraceContext, TraceKeys};
+use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::span_capture::SpanCapture;
 use groupcache_tests::{TestCluster, within_limit};
 use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_span_carries_the_callers_trace_id() {
+    if !alone_in_this_process(
+        module_path!(),
+        "the_owner_span_carries_the_callers_trace_id",
+    )
+    .await
+    {
+        return;
+    }
     let capture = SpanCapture::default();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::DEBUG)

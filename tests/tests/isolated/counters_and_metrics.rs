@@ -1,11 +1,12 @@
 //! A scripted sequence of hits, misses, a deduplicated stampede, a fallback and a refused key:
 //! `stats()` moves exactly as expected, and the same figures reach a real Prometheus recorder
-//! through the `metrics` facade, under the documented names. Its own test binary: it installs
+//! through the `metrics` facade, under the documented names. Alone in its process: it installs
 //! the global recorder.
 
 use std::collections::HashMap;
 
 use groupcache::{ErrorKind, PromoteOneIn};
+use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::{Script, TestCluster, spawn_get, wait_until, within_limit};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -22,6 +23,9 @@ fn samples(page: &str) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_exactly_and_reach_prometheus() {
+    if !alone_in_this_process(module_path!(), "counters_move_exactly_and_reach_prometheus").await {
+        return;
+    }
     let prometheus = PrometheusBuilder::new().install_recorder().unwrap();
     within_limit(async {
         // Node 0 asks, node 1 owns. Each node exports under its own prefix.

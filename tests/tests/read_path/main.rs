@@ -1,0 +1,11 @@
+//! The read path on one peer and on loopback clusters of real tonic servers: single flight,
+//! routing, remote answers, `remove` and the hot cache, the quick start's setup, `Describe`,
+//! a model-based sequence, and which public types are `Send + Sync`.
+
+mod cluster;
+mod introspection;
+mod model;
+mod public_types;
+mod quick_start;
+mod remove;
+mod single_flight;
