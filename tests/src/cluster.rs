@@ -1,5 +1,7 @@
-//! What the two cluster harnesses share: [`ClusterSpec`] describes a cluster of N peers (one
-//! shared [`CountingLoader`], each node's builder passed through a [`Configure`]), and the
+//! What the two cluster harnesses share: [`ClusterSpec`] describes a cluster of N peers, each
+//! a peer set hosting one group named [`GROUP`] (one shared [`CountingLoader`]; each node's
+//! peer-set builder passed through a [`Configure`], its group builder through a
+//! [`ConfigureGroup`]), and the
 //! [`Cluster`] trait answers the questions both ask of a running one (who owns a key, a key
 //! owned by a node, flights left behind).
 //!
@@ -12,14 +14,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use groupcache::{Groupcache, GroupcacheBuilder, PromoteOneIn};
+use groupcache::cache::PromoteOneIn;
+use groupcache::{Group, GroupBuilder, Groupcache, GroupcacheBuilder};
 
 use crate::sim::SimCluster;
 use crate::{CountingLoader, TestCluster};
 
-/// Customises each node's builder: `(node index, builder) -> builder`.
-pub type Configure =
-    Arc<dyn Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String> + Send + Sync>;
+/// The name of the group every test node hosts.
+pub const GROUP: &str = "test";
+
+/// Customises each node's peer-set builder: `(node index, builder) -> builder`.
+pub type Configure = Arc<dyn Fn(usize, GroupcacheBuilder) -> GroupcacheBuilder + Send + Sync>;
+
+/// Customises each node's group builder: `(node index, builder) -> builder`.
+pub type ConfigureGroup =
+    Arc<dyn Fn(usize, GroupBuilder<String>) -> GroupBuilder<String> + Send + Sync>;
 
 /// A cluster of `nodes` peers: node `i` is built for its address with the shared loader
 /// (counting as node `i`), then passed through the spec's [`Configure`]. All nodes are given
@@ -29,6 +38,7 @@ pub struct ClusterSpec {
     nodes: usize,
     loader: CountingLoader,
     configure: Configure,
+    configure_group: ConfigureGroup,
 }
 
 impl std::fmt::Debug for ClusterSpec {
@@ -47,25 +57,34 @@ impl ClusterSpec {
             nodes,
             loader: CountingLoader::new(),
             configure: Arc::new(|_, builder| builder),
+            configure_group: Arc::new(|_, builder| builder),
         }
     }
 
-    /// Passes each node's builder through `configure`, after what was configured before.
+    /// Passes each node's peer-set builder through `configure`, after what was configured
+    /// before.
     pub fn configure(
         mut self,
-        configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>
-        + Send
-        + Sync
-        + 'static,
+        configure: impl Fn(usize, GroupcacheBuilder) -> GroupcacheBuilder + Send + Sync + 'static,
     ) -> Self {
         let before = self.configure;
         self.configure = Arc::new(move |i, builder| configure(i, before(i, builder)));
         self
     }
 
+    /// Passes each node's group builder through `configure`, after what was configured before.
+    pub fn configure_group(
+        mut self,
+        configure: impl Fn(usize, GroupBuilder<String>) -> GroupBuilder<String> + Send + Sync + 'static,
+    ) -> Self {
+        let before = self.configure_group;
+        self.configure_group = Arc::new(move |i, builder| configure(i, before(i, builder)));
+        self
+    }
+
     /// Every node keeps a hot copy of every value it fetches from another peer.
     pub fn keeping_hot_copies(self) -> Self {
-        self.configure(|_, builder| builder.hot_cache_policy(PromoteOneIn(1)))
+        self.configure_group(|_, group| group.hot_cache_policy(PromoteOneIn(1)))
     }
 
     /// The nodes share `loader` (node `i` counts as `i`) instead of a fresh one.
@@ -89,19 +108,26 @@ impl ClusterSpec {
         self.nodes == 0
     }
 
-    /// Node `i`'s builder for address `me`: the shared loader counting as `i`, then `transport`
-    /// (what the harness needs: a connector, settings), then the spec's [`Configure`], which
-    /// has the last word.
-    pub fn builder(
+    /// Builds node `i` for address `me`: its peer set through `transport` (what the harness
+    /// needs: a connector, settings) then the spec's [`Configure`], and on it the group
+    /// [`GROUP`] with the shared loader counting as `i`, through `group` then the spec's
+    /// [`ConfigureGroup`]. The spec has the last word.
+    ///
+    /// # Panics
+    ///
+    /// If the group cannot be built.
+    pub fn build_node(
         &self,
         i: usize,
         me: SocketAddr,
-        transport: impl FnOnce(GroupcacheBuilder<String>) -> GroupcacheBuilder<String>,
-    ) -> GroupcacheBuilder<String> {
-        (self.configure)(
-            i,
-            transport(Groupcache::builder(me, self.loader.for_node(i))),
-        )
+        transport: impl FnOnce(GroupcacheBuilder) -> GroupcacheBuilder,
+        group: impl FnOnce(GroupBuilder<String>) -> GroupBuilder<String>,
+    ) -> (Groupcache, Group<String>) {
+        let cache = (self.configure)(i, transport(Groupcache::builder(me))).build();
+        let built = (self.configure_group)(i, group(cache.group(GROUP, self.loader.for_node(i))))
+            .build()
+            .expect("the test group");
+        (cache, built)
     }
 
     /// Starts the cluster on loopback: each node a real tonic server on `127.0.0.1:0`.
@@ -133,8 +159,8 @@ pub trait Cluster {
     /// Node `i`'s address. In a simulation, call it inside the simulation.
     fn addr(&self, i: usize) -> SocketAddr;
 
-    /// The caches of the nodes running now, with their indexes.
-    fn running(&self) -> Vec<(usize, Groupcache<String>)>;
+    /// The test groups of the nodes running now, with their indexes.
+    fn running(&self) -> Vec<(usize, Group<String>)>;
 
     /// The index of the node owning `key`, by the ring of the first running node (all nodes
     /// are given the same peers, so all agree).

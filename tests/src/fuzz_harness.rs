@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use groupcache::{
-    BoxError, Codec, Groupcache, GroupcacheService, PeerToken, Postcard, ValueLoader,
-};
-use groupcache_pb::v1::GetRequest;
-use groupcache_pb::v1::groupcache_client::GroupcacheClient;
+use groupcache::codec::{Codec, Postcard};
+use groupcache::peer::GroupcacheService;
+use groupcache::security::PeerToken;
+use groupcache::{BoxError, Groupcache, ValueLoader};
+use groupcache_pb::v2::GetRequest;
+use groupcache_pb::v2::groupcache_client::GroupcacheClient;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tonic::body::Body;
@@ -52,24 +53,30 @@ impl ValueLoader for EchoLoader {
     }
 }
 
+/// The group the fuzzed service hosts (a request naming another gets `NotFound`).
+pub const FUZZ_GROUP: &str = "fuzz";
+
 /// The peer service under test, with and without a token check.
-fn services() -> &'static (GroupcacheService<String>, GroupcacheService<String>) {
-    static SERVICES: OnceLock<(GroupcacheService<String>, GroupcacheService<String>)> =
-        OnceLock::new();
+fn services() -> &'static (GroupcacheService, GroupcacheService) {
+    static SERVICES: OnceLock<(GroupcacheService, GroupcacheService)> = OnceLock::new();
     SERVICES.get_or_init(|| {
         let _guard = runtime().enter();
         let me: SocketAddr = "127.0.0.1:1".parse().expect("address");
         let build = |token: Option<&str>| {
-            let builder = Groupcache::builder(me, EchoLoader)
+            let builder = Groupcache::builder(me)
                 .max_key_len(MAX_KEY_LEN)
-                .max_value_size(MAX_VALUE_SIZE)
-                .main_cache_capacity(64 * 1024);
-            match token {
+                .max_value_size(MAX_VALUE_SIZE);
+            let cache = match token {
                 Some(t) => builder.peer_token(PeerToken::new(t).expect("token")),
                 None => builder,
             }
-            .build()
-            .grpc_service()
+            .build();
+            cache
+                .group(FUZZ_GROUP, EchoLoader)
+                .main_cache_capacity(64 * 1024)
+                .build()
+                .expect("the fuzzed group");
+            cache.grpc_service()
         };
         (build(None), build(Some(FUZZ_TOKEN)))
     })
@@ -83,9 +90,9 @@ pub fn peer_request(data: &[u8]) -> Option<i32> {
     let (open, guarded) = services();
     let service = if selector & 0x01 == 0 { open } else { guarded };
     let path = match (selector >> 1) & 0x03 {
-        0 | 1 => "/groupcache.v1.Groupcache/Get",
-        2 => "/groupcache.v1.Groupcache/Remove",
-        _ => "/groupcache.v1.Groupcache/Unknown",
+        0 | 1 => "/groupcache.v2.Groupcache/Get",
+        2 => "/groupcache.v2.Groupcache/Remove",
+        _ => "/groupcache.v2.Groupcache/Unknown",
     };
     let content_type = match (selector >> 3) & 0x03 {
         0 | 1 => "application/grpc",
@@ -184,7 +191,13 @@ pub fn peer_reply(data: &[u8]) {
     let mut client =
         GroupcacheClient::new(transport).max_decoding_message_size(MAX_VALUE_SIZE + 1024);
     runtime().block_on(async {
-        let Ok(reply) = client.get(GetRequest { key: "k".into() }).await else {
+        let Ok(reply) = client
+            .get(GetRequest {
+                group: FUZZ_GROUP.into(),
+                key: "k".into(),
+            })
+            .await
+        else {
             return;
         };
         let value = reply.into_inner().value;

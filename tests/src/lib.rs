@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use groupcache::{BoxError, Groupcache, GroupcacheBuilder, NotFound, ValueLoader};
+use groupcache::{
+    BoxError, Group, GroupBuilder, Groupcache, GroupcacheBuilder, NotFound, ValueLoader,
+};
 use tokio::sync::{oneshot, watch};
 use tokio::time::error::Elapsed;
 
-pub use cluster::{Cluster, ClusterSpec, Configure};
+pub use cluster::{Cluster, ClusterSpec, Configure, ConfigureGroup, GROUP};
 
 pub mod cluster;
 pub mod fuzz_harness;
@@ -69,7 +71,7 @@ pub async fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Resu
 
 /// Spawns `cache.get(key)` as a task of its own, like an independent caller.
 pub fn spawn_get(
-    cache: &Groupcache<String>,
+    cache: &Group<String>,
     key: &str,
 ) -> tokio::task::JoinHandle<Result<String, groupcache::Error>> {
     let (cache, key) = (cache.clone(), key.to_owned());
@@ -251,10 +253,12 @@ impl ValueLoader for CountingLoader {
 
 // ===== TestCluster =====
 
-/// One node: its cache handle and the runtime its gRPC server runs on.
+/// One node: its peer set, its test group, and the runtime its gRPC server runs on.
 pub struct Node {
-    /// This node's cache.
-    pub cache: Groupcache<String>,
+    /// This node's peer set.
+    pub cache: Groupcache,
+    /// The group it hosts, [`GROUP`].
+    pub group: Group<String>,
     server: Option<tokio::runtime::Runtime>,
 }
 
@@ -296,10 +300,10 @@ impl Cluster for TestCluster {
     }
 
     /// Every node: a killed node's cache handle lives on (only its server is gone).
-    fn running(&self) -> Vec<(usize, Groupcache<String>)> {
+    fn running(&self) -> Vec<(usize, Group<String>)> {
         self.nodes
             .iter()
-            .map(|n| n.cache.clone())
+            .map(|n| n.group.clone())
             .enumerate()
             .collect()
     }
@@ -316,15 +320,20 @@ impl TestCluster {
         ClusterSpec::new(n).keeping_hot_copies().start().await
     }
 
-    /// Starts `n` nodes, each builder passed through `configure` first.
+    /// Starts `n` nodes, each peer-set builder passed through `configure` first.
     pub async fn start_with(
         n: usize,
-        configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>
-        + Send
-        + Sync
-        + 'static,
+        configure: impl Fn(usize, GroupcacheBuilder) -> GroupcacheBuilder + Send + Sync + 'static,
     ) -> Self {
         ClusterSpec::new(n).configure(configure).start().await
+    }
+
+    /// Starts `n` nodes, each group builder passed through `configure` first.
+    pub async fn start_with_group(
+        n: usize,
+        configure: impl Fn(usize, GroupBuilder<String>) -> GroupBuilder<String> + Send + Sync + 'static,
+    ) -> Self {
+        ClusterSpec::new(n).configure_group(configure).start().await
     }
 
     /// Starts the nodes `spec` describes (see [`ClusterSpec::start`]).
@@ -338,10 +347,11 @@ impl TestCluster {
         }
         let mut nodes = Vec::new();
         for (i, listener) in incomings.into_iter().enumerate() {
-            let cache = spec.builder(i, addrs[i], |builder| builder).build();
+            let (cache, group) = spec.build_node(i, addrs[i], |b| b, |g| g);
             let server = serve(cache.clone(), listener).await;
             nodes.push(Node {
                 cache,
+                group,
                 server: Some(server),
             });
         }
@@ -357,14 +367,19 @@ impl TestCluster {
         cluster
     }
 
-    /// Node `i`'s cache.
-    pub fn node(&self, i: usize) -> &Groupcache<String> {
+    /// Node `i`'s test group, where tests `get`.
+    pub fn node(&self, i: usize) -> &Group<String> {
+        &self.nodes[i].group
+    }
+
+    /// Node `i`'s peer set: membership, its service, its `PeerSetStats`.
+    pub fn peer_set(&self, i: usize) -> &Groupcache {
         &self.nodes[i].cache
     }
 
-    /// All nodes' caches.
-    pub fn caches(&self) -> Vec<Groupcache<String>> {
-        self.nodes.iter().map(|n| n.cache.clone()).collect()
+    /// All nodes' test groups.
+    pub fn caches(&self) -> Vec<Group<String>> {
+        self.nodes.iter().map(|n| n.group.clone()).collect()
     }
 
     // The [`Cluster`] queries, callable without importing the trait (the benches use them).
@@ -399,7 +414,6 @@ impl TestCluster {
         self.nodes[i]
             .cache
             .set_peers(peers.iter().copied())
-            .await
             .expect("set_peers");
     }
 
@@ -419,10 +433,11 @@ impl TestCluster {
         self.kill(i).await;
         let addr = self.addrs[i];
         let listener = std::net::TcpListener::bind(addr).expect("rebind the same address");
-        let cache = self.spec.builder(i, addr, |builder| builder).build();
+        let (cache, group) = self.spec.build_node(i, addr, |b| b, |g| g);
         let server = serve(cache.clone(), listener).await;
         self.nodes[i] = Node {
             cache,
+            group,
             server: Some(server),
         };
         self.set_peers_on(i, &self.addrs.clone()).await;
@@ -439,19 +454,20 @@ impl TestCluster {
 
 /// Starts `n` peers the way the README's quick start does, on this runtime: each binds
 /// `127.0.0.1:0` with `groupcache::bind`, is built by `build` for that address, serves its
-/// `grpc_service` from `server_builder`, and is given every peer as members.
+/// `grpc_service` from `server_builder`, and is given every peer as members. `build` returns
+/// the peer set and the group the test uses.
 /// (`tests/quick_start.rs` keeps its own copy of that code: it tests the text itself.)
 pub async fn start_like_the_quick_start<V>(
     n: usize,
-    build: impl Fn(SocketAddr) -> Groupcache<V>,
-) -> Vec<Groupcache<V>>
+    build: impl Fn(SocketAddr) -> (Groupcache, Group<V>),
+) -> Vec<(Groupcache, Group<V>)>
 where
     V: Clone + Send + Sync + 'static,
 {
     let mut peers = Vec::new();
     for _ in 0..n {
         let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).expect("bind loopback");
-        let cache = build(incoming.local_addr().expect("local addr"));
+        let (cache, group) = build(incoming.local_addr().expect("local addr"));
         tokio::spawn(
             cache
                 .server_builder()
@@ -459,20 +475,18 @@ where
                 .add_service(cache.grpc_service())
                 .serve_with_incoming(incoming),
         );
-        peers.push(cache);
+        peers.push((cache, group));
     }
-    let members: Vec<groupcache::GroupcachePeer> = peers.iter().map(|c| c.me().clone()).collect();
-    for cache in &peers {
-        cache.set_peers(members.clone()).await.expect("set peers");
+    let members: Vec<groupcache::GroupcachePeer> =
+        peers.iter().map(|(c, _)| c.me().clone()).collect();
+    for (cache, _) in &peers {
+        cache.set_peers(members.clone()).expect("set peers");
     }
     peers
 }
 
 /// Serves `cache` on `listener` from a runtime of its own (one worker thread).
-async fn serve(
-    cache: Groupcache<String>,
-    listener: std::net::TcpListener,
-) -> tokio::runtime::Runtime {
+async fn serve(cache: Groupcache, listener: std::net::TcpListener) -> tokio::runtime::Runtime {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("test-node-server")

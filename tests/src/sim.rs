@@ -33,10 +33,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
-use groupcache::{
-    BoxError, Error, Groupcache, GroupcacheBuilder, GroupcachePeer, PeerConnector, PromoteOneIn,
-    Stats,
-};
+use groupcache::cache::PromoteOneIn;
+use groupcache::peer::PeerConnector;
+use groupcache::stats::Stats;
+use groupcache::{BoxError, Error, Group, Groupcache, GroupcachePeer};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Handle;
@@ -134,7 +134,7 @@ pub fn incoming(listener: TcpListener) -> impl Stream<Item = io::Result<SimStrea
 
 /// Serves `cache`'s gRPC service on `listener` until the host stops.
 pub async fn serve(
-    cache: Groupcache<String>,
+    cache: Groupcache,
     listener: TcpListener,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
@@ -224,25 +224,21 @@ pub fn run_seeded(seed: u64, body: impl FnOnce(&mut Sim<'_>) -> turmoil::Result)
     }
 }
 
-/// Runs one seeded scenario: a [`SimCluster`] on hosts `names` (builders passed through
-/// `configure`), and `body` as the simulation's client once every node is up. Steps the
-/// simulation until `body` finishes; fails naming the seed if anything fails.
+/// Runs one seeded scenario: a [`SimCluster`] on hosts `names` (the [`ClusterSpec`] of that
+/// many nodes passed through `spec`, for settings), and `body` as the simulation's client once
+/// every node is up. Steps the simulation until `body` finishes; fails naming the seed if
+/// anything fails.
 pub fn run_scenario<F, Fut>(
     seed: u64,
     names: &[&str],
-    configure: impl Fn(usize, GroupcacheBuilder<String>) -> GroupcacheBuilder<String>
-    + Send
-    + Sync
-    + 'static,
+    spec: impl FnOnce(ClusterSpec) -> ClusterSpec,
     body: F,
 ) where
     F: FnOnce(SimCluster) -> Fut + 'static,
     Fut: Future<Output = turmoil::Result> + 'static,
 {
     run_seeded(seed, |sim| {
-        let cluster = ClusterSpec::new(names.len())
-            .configure(configure)
-            .start_sim(sim, names);
+        let cluster = spec(ClusterSpec::new(names.len())).start_sim(sim, names);
         let client = cluster.clone();
         sim.client("client", async move {
             client.wait_up().await;
@@ -325,7 +321,8 @@ struct Slot {
 
 #[derive(Debug)]
 struct Running {
-    cache: Groupcache<String>,
+    cache: Groupcache,
+    group: Group<String>,
     runtime: Handle,
 }
 
@@ -345,11 +342,11 @@ impl Cluster for SimCluster {
         node_addr(self.name(i))
     }
 
-    fn running(&self) -> Vec<(usize, Groupcache<String>)> {
+    fn running(&self) -> Vec<(usize, Group<String>)> {
         let slots = self.slots();
         let running = slots.iter().enumerate();
         running
-            .filter_map(|(i, slot)| Some((i, slot.running.as_ref()?.cache.clone())))
+            .filter_map(|(i, slot)| Some((i, slot.running.as_ref()?.group.clone())))
             .collect()
     }
 }
@@ -430,12 +427,26 @@ impl SimCluster {
         .await;
     }
 
-    /// Node `i`'s current cache handle.
+    /// Node `i`'s current test group.
     ///
     /// # Panics
     ///
     /// If node `i` is down.
-    pub fn cache(&self, i: usize) -> Groupcache<String> {
+    pub fn cache(&self, i: usize) -> Group<String> {
+        let slots = self.slots();
+        let running = slots[i].running.as_ref();
+        running
+            .unwrap_or_else(|| panic!("node {i} is down"))
+            .group
+            .clone()
+    }
+
+    /// Node `i`'s current peer set.
+    ///
+    /// # Panics
+    ///
+    /// If node `i` is down.
+    pub fn peer_set(&self, i: usize) -> Groupcache {
         let slots = self.slots();
         let running = slots[i].running.as_ref();
         running
@@ -444,7 +455,7 @@ impl SimCluster {
             .clone()
     }
 
-    /// Node `i`'s counters.
+    /// Node `i`'s counters of the test group.
     pub fn stats(&self, i: usize) -> Stats {
         self.cache(i).stats()
     }
@@ -460,7 +471,7 @@ impl SimCluster {
             let slots = self.slots();
             let running = slots[i].running.as_ref();
             let running = running.unwrap_or_else(|| panic!("node {i} is down"));
-            (running.cache.clone(), running.runtime.clone())
+            (running.group.clone(), running.runtime.clone())
         };
         let key = key.to_owned();
         runtime.spawn(async move {
@@ -513,20 +524,19 @@ impl SimCluster {
 async fn run_node(shared: Arc<Shared>, i: usize) -> turmoil::Result {
     let me = node_addr(&shared.names[i]);
     let peers: Vec<SocketAddr> = shared.names.iter().map(|name| node_addr(name)).collect();
-    let cache = shared
-        .spec
-        .builder(i, me, |builder| {
-            builder
-                .peer_connector(TurmoilConnector)
-                .hot_cache_policy(PromoteOneIn(0))
-        })
-        .build();
-    cache.set_peers(peers).await?;
+    let (cache, group) = shared.spec.build_node(
+        i,
+        me,
+        |builder| builder.peer_connector(TurmoilConnector),
+        |group| group.hot_cache_policy(PromoteOneIn(0)),
+    );
+    cache.set_peers(peers)?;
     let listener = TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), GRPC_PORT)).await?;
     {
         let mut slots = shared.nodes.lock().unwrap();
         slots[i].running = Some(Running {
             cache: cache.clone(),
+            group,
             runtime: Handle::current(),
         });
         slots[i].starts += 1;
