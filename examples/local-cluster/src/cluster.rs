@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::Args;
-use crate::failures::Failures;
 use crate::database::{Ledger, Row, Rows, SlowDb, Summaries, Summary, Table};
+use crate::failures::Failures;
 
 /// One member of the cluster: a peer set (one gRPC service) hosting two groups.
 #[derive(Debug)]

@@ -68,10 +68,9 @@ impl Summary {
     pub(crate) fn of(key: &str, size: usize) -> Summary {
         let row = Row::of(key, size);
         // FNV-1a: any checksum would do, as long as every peer computes the same one.
-        let checksum = row
-            .payload
-            .bytes()
-            .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let checksum = row.payload.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         Summary {
             bytes: row.payload.len() as u64,
             checksum,

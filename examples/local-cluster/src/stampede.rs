@@ -84,9 +84,8 @@ pub(crate) async fn run(
     let after = all_stats(peers);
     let delta =
         |f: fn(&Stats) -> u64| -> u64 { before.iter().zip(&after).map(|(b, a)| f(a) - f(b)).sum() };
-    let per_key = |table: Table| -> Vec<u64> {
-        keys.iter().map(|k| ledger.loads_of(table, k)).collect()
-    };
+    let per_key =
+        |table: Table| -> Vec<u64> { keys.iter().map(|k| ledger.loads_of(table, k)).collect() };
     let loads = Table::ALL.map(|t| per_key(t).iter().sum());
     let most_loads_per_key = Table::ALL.map(|t| per_key(t).into_iter().max().unwrap_or(0));
     Ok(StampedeReport {
