@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use futures_util::StreamExt;
-use groupcache::{BoxError, GroupcachePeer, ServiceDiscovery};
+use groupcache::discovery::ServiceDiscovery;
+use groupcache::{BoxError, GroupcachePeer};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -36,7 +37,7 @@ pub enum PeerPort {
 /// API errors (unreachable API server, missing RBAC permission, an expired watch) are
 /// logged as warnings and retried with kube's backoff (0.8 s doubling to 30 s); they never
 /// panic. Until the first list succeeds, [`peers`](ServiceDiscovery::peers) waits, and the
-/// [`DiscoveryDriver`](groupcache::DiscoveryDriver)'s poll timeout turns that into a logged,
+/// [`DiscoveryDriver`](groupcache::discovery::DiscoveryDriver)'s poll timeout turns that into a logged,
 /// retried failure. Dropping the provider stops the watch.
 #[derive(Debug)]
 pub struct EndpointSlicePeers {

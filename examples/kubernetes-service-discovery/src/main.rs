@@ -7,7 +7,8 @@
 //! from a Secret: peer requests without it are refused; unset, anyone who reaches the port
 //! can read and remove cached values), `DRAIN_TIMEOUT_SECONDS` (default 10: on SIGTERM, how
 //! long the requests in flight get before the process exits; keep it below the pod's
-//! `terminationGracePeriodSeconds`). HTTP: `GET /values/{key}`, `GET /stats`, `GET /healthz`.
+//! `terminationGracePeriodSeconds`). HTTP: `GET /values/{key}` (the `values` group),
+//! `GET /stats` (the peer set's counters, each group's under `groups`), `GET /healthz`.
 //! See this example's README for the walk-through on kind.
 
 // How it stops when kubernetes sends SIGTERM: the same code as the node example's (the file is
@@ -26,7 +27,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use groupcache::{BoxError, DiscoveryDriver, Groupcache, PeerToken, ValueLoader};
+use groupcache::discovery::DiscoveryDriver;
+use groupcache::security::PeerToken;
+use groupcache::{BoxError, Group, Groupcache, ValueLoader};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::json;
 use tonic::service::Routes;
@@ -98,7 +101,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let namespace = env_or("POD_NAMESPACE", "default");
     let service = env_or("SERVICE_NAME", "groupcache");
 
-    let mut builder = Groupcache::builder(me, SlowSource { pod });
+    let mut builder = Groupcache::builder(me);
     let peer_auth = std::env::var_os(PEER_TOKEN_ENV).is_some();
     if peer_auth {
         builder = builder.peer_token(PeerToken::from_env(PEER_TOKEN_ENV)?);
@@ -110,8 +113,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         }
     }
     let cache = builder.build();
+    let values = cache.group(GROUP, SlowSource { pod }).build()?;
     // Before serving: from here on SIGTERM is ours to handle (as PID 1 it would be ignored).
     let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+    // The recommended peer server settings on a fresh tonic server (for gRPC and HTTP alike).
     let server = cache.server_builder()?;
     let client = kube::Client::try_default()
         .await
@@ -125,7 +130,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .route("/values/{key}", get(value))
         .route("/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(cache.clone());
+        .with_state(Pod {
+            cache: cache.clone(),
+            values,
+        });
     let routes = Routes::from(http).add_service(cache.grpc_service());
     tracing::info!(%me, %namespace, %service, "serving gRPC and HTTP");
     if peer_auth {
@@ -149,14 +157,24 @@ async fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-async fn value(State(cache): State<Groupcache<String>>, Path(key): Path<String>) -> Response {
-    let owner = cache.owner_of(&key).to_string();
-    match cache.get(&key).await {
+/// The name of the one group this example serves.
+const GROUP: &str = "values";
+
+/// What the HTTP routes answer from: the peer set and its group.
+#[derive(Debug, Clone)]
+struct Pod {
+    cache: Groupcache,
+    values: Group<String>,
+}
+
+async fn value(State(pod): State<Pod>, Path(key): Path<String>) -> Response {
+    let owner = pod.values.owner_of(&key).to_string();
+    match pod.values.get(&key).await {
         Ok(value) => Json(json!({
             "key": key,
             "value": value,
             "owner": owner,
-            "served_by": cache.me().to_string(),
+            "served_by": pod.cache.me().to_string(),
         }))
         .into_response(),
         Err(err) => (
@@ -167,9 +185,9 @@ async fn value(State(cache): State<Groupcache<String>>, Path(key): Path<String>)
     }
 }
 
-/// Every counter of `Stats` under its own name (`unauthenticated_requests` among them), and the
-/// membership this pod routes by.
-async fn stats(State(cache): State<Groupcache<String>>) -> Response {
+/// Every counter of `PeerSetStats` under its own name (`unauthenticated_requests` among them,
+/// the group's `Stats` under `groups.values`), and the membership this pod routes by.
+async fn stats(State(Pod { cache, .. }): State<Pod>) -> Response {
     let mut body = json!(cache.stats());
     body["me"] = json!(cache.me().to_string());
     body["members"] = json!(

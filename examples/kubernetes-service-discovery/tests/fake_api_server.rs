@@ -19,9 +19,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use groupcache::{
-    BoxError, DiscoveryDriver, Groupcache, GroupcachePeer, ServiceDiscovery, ValueLoader,
-};
+use groupcache::discovery::{DiscoveryDriver, ServiceDiscovery};
+use groupcache::{Groupcache, GroupcachePeer};
 use kubernetes_service_discovery::{EndpointSlicePeers, PeerPort};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
@@ -307,18 +306,6 @@ async fn api_errors_are_logged_and_retried_until_the_list_succeeds() {
     .await;
 }
 
-/// A loader that is never called: these caches only route.
-struct Unused;
-
-#[groupcache::async_trait]
-impl ValueLoader for Unused {
-    type Value = String;
-
-    async fn load(&self, _key: &str) -> Result<String, BoxError> {
-        Err("not used".into())
-    }
-}
-
 #[tokio::test]
 async fn a_watch_event_changes_the_ring_through_the_driver_within_a_poll() {
     within_limit(async {
@@ -332,7 +319,8 @@ async fn a_watch_event_changes_the_ring_through_the_driver_within_a_poll() {
         )])
         .await;
         let me: SocketAddr = "10.244.0.5:8080".parse().unwrap();
-        let cache = Groupcache::builder(me, Unused).build();
+        // A peer set with no group: membership and routing are the peer set's alone.
+        let cache = Groupcache::builder(me).build();
         let provider = EndpointSlicePeers::start(
             Fake::client(addr),
             "default",
@@ -495,6 +483,9 @@ async fn the_pod_stops_on_sigterm_and_exits_0() {
         let stats: Value = serde_json::from_str(&stats).unwrap();
         assert_eq!(stats["members"], json!([me.to_string()]), "{stats}");
         assert_eq!(stats["unauthenticated_requests"], 0, "{stats}");
+        // The value was computed here, once, by the pod's one group.
+        assert_eq!(stats["groups"]["values"]["local_loads"], 1, "{stats}");
+        assert_eq!(stats["groups"]["values"]["gets"], 1, "{stats}");
 
         let kill = std::process::Command::new("kill")
             .args(["-TERM", &pod.child.id().to_string()])

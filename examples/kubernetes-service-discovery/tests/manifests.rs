@@ -161,7 +161,7 @@ fn the_manifests_fit_together() {
         .and_then(|data| data.get(&secret_ref.key))
         .unwrap_or_else(|| panic!("the Secret has no key {:?}", secret_ref.key));
     assert!(
-        groupcache::PeerToken::new(placeholder).is_ok(),
+        groupcache::security::PeerToken::new(placeholder).is_ok(),
         "the placeholder is a valid token, so that the manifests run as they are"
     );
 

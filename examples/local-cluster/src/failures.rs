@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::database::Row;
+use crate::database::Table;
 
 /// Failed or wrong `get`s. Only the first few messages are kept: one broken peer would
 /// otherwise print thousands of identical lines.
@@ -43,26 +43,28 @@ impl Failures {
         self.total() > 0
     }
 
-    /// Checks one `get`'s answer against the database's truth.
-    pub(crate) fn check(
+    /// Checks one `get`'s answer from the group of `table` against the database's truth.
+    pub(crate) fn check<V: PartialEq + std::fmt::Debug>(
         &self,
         peer: SocketAddr,
+        table: Table,
         key: &str,
-        result: Result<Row, groupcache::Error>,
-        value_size: usize,
+        result: Result<V, groupcache::Error>,
+        expected: V,
     ) -> bool {
+        let group = table.name();
         match result {
-            Ok(row) if row == Row::of(key, value_size) => true,
-            Ok(row) => {
-                let shown: String = row.payload.chars().take(40).collect();
+            Ok(value) if value == expected => true,
+            Ok(value) => {
+                let shown: String = format!("{value:?}").chars().take(60).collect();
                 self.record(format!(
-                    "get({key:?}) on {peer} returned a wrong value: key {:?}, payload {shown:?}...",
-                    row.key
+                    "get({key:?}) in {group} on {peer} returned a wrong value: {shown}..."
                 ));
                 false
             }
+            // The error names the key and the group itself.
             Err(err) => {
-                self.record(format!("get({key:?}) on {peer} failed: {err}"));
+                self.record(format!("get on {peer} failed: {err}"));
                 false
             }
         }

@@ -1,12 +1,11 @@
-//! The read load: many clients reading Zipf-distributed keys through random peers for a fixed
-//! time, with a live progress line (time, gets, hit ratio, database loads).
+//! The read load: many clients reading Zipf-distributed keys of both groups through random
+//! peers for a fixed time, with a live progress line (time, gets, hit ratio, database loads).
 
 use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use groupcache::Groupcache;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
@@ -15,20 +14,21 @@ use rand_distr::Zipf;
 use tokio::task::JoinHandle;
 
 use crate::Args;
-use crate::cluster::Peer;
-use crate::database::Row;
+use crate::cluster::{Groups, Peer};
+use crate::database::Table;
 use crate::failures::Failures;
 use crate::report::{count, histogram, micros, percent};
 
 /// Shared by the read-load clients.
 #[derive(Debug)]
 struct Workload {
-    caches: Vec<Groupcache<Row>>,
+    peers: Vec<Groups>,
     zipf: Zipf<f64>,
     value_size: usize,
     deadline: Instant,
-    /// Which keys were asked for at least once, by rank - 1.
-    requested: Vec<AtomicBool>,
+    /// Which keys were asked for at least once, per group (in [`Table::ALL`] order), by
+    /// rank - 1.
+    requested: [Vec<AtomicBool>; 2],
     /// Completed requests, for the report. Clients add in batches so that they do not
     /// all contend for one cache line on every request.
     done: AtomicU64,
@@ -39,25 +39,26 @@ struct Workload {
 async fn client(work: Arc<Workload>) -> Vec<Histogram<u64>> {
     const BATCH: u64 = 64;
     let mut rng: SmallRng = rand::make_rng();
-    let mut latencies: Vec<Histogram<u64>> = work.caches.iter().map(|_| histogram()).collect();
+    let mut latencies: Vec<Histogram<u64>> = work.peers.iter().map(|_| histogram()).collect();
     let mut unreported = 0;
     while Instant::now() < work.deadline && !work.failures.any() {
-        let peer = rng.random_range(0..work.caches.len());
+        let peer = rng.random_range(0..work.peers.len());
+        // Half the requests read a row, half a summary: both groups see the same skew.
+        let table = Table::ALL[rng.random_range(0..Table::ALL.len())];
+        let requested = &work.requested[table.index()];
         // Zipf draws ranks 1..=n as floats; rank 1 is the hottest key.
-        let rank = (rng.sample(work.zipf) as usize).clamp(1, work.requested.len());
-        let requested = &work.requested[rank - 1];
+        let rank = (rng.sample(work.zipf) as usize).clamp(1, requested.len());
+        let requested = &requested[rank - 1];
         if !requested.load(Ordering::Relaxed) {
             requested.store(true, Ordering::Relaxed);
         }
         let key = format!("key-{rank}");
-        let cache = &work.caches[peer];
         let started = Instant::now();
-        let result = cache.get(&key).await;
+        let right = work.peers[peer]
+            .get_checked(table, &key, work.value_size, &work.failures)
+            .await;
         let latency = started.elapsed();
-        if work
-            .failures
-            .check(cache.addr(), &key, result, work.value_size)
-        {
+        if right {
             latencies[peer]
                 .record(micros(latency))
                 .expect("an auto-resizing histogram records any latency");
@@ -92,16 +93,18 @@ impl<'p> Progress<'p> {
         progress
     }
 
-    /// Gets, cache hits (hot or main) and database loads over all peers so far.
+    /// Gets, cache hits (hot or main) and database loads over all peers and groups so far.
     fn totals(&self) -> (u64, u64, u64) {
-        self.peers.iter().fold((0, 0, 0), |(gets, hits, loads), p| {
-            let s = p.cache.stats();
-            (
-                gets + s.gets,
-                hits + s.hot_hits + s.main_hits,
-                loads + p.db_calls.load(Ordering::Relaxed),
-            )
-        })
+        let mut totals = (0, 0, 0);
+        for peer in self.peers {
+            for table in Table::ALL {
+                let s = peer.groups.stats(table);
+                totals.0 += s.gets;
+                totals.1 += s.hot_hits + s.main_hits;
+                totals.2 += peer.db.calls(table);
+            }
+        }
+        totals
     }
 
     /// `2.3/10.0 s  41,984 gets  71.9 % hits  480 db loads`: short, so that the line fits
@@ -124,11 +127,12 @@ impl<'p> Progress<'p> {
     }
 }
 
-/// What the read load did: requests completed, keys touched, and latencies per peer.
+/// What the read load did: requests completed, keys touched per group, and latencies per peer.
 #[derive(Debug)]
 pub(crate) struct ReadLoadReport {
     pub(crate) requests: u64,
-    pub(crate) distinct_keys: u64,
+    /// Keys asked for at least once, per group (in [`Table::ALL`] order).
+    pub(crate) distinct_keys: [u64; 2],
     pub(crate) took: Duration,
     pub(crate) per_peer: Vec<Histogram<u64>>,
 }
@@ -140,11 +144,11 @@ pub(crate) async fn run(
     failures: &Arc<Failures>,
 ) -> Result<ReadLoadReport, Box<dyn Error>> {
     let work = Arc::new(Workload {
-        caches: peers.iter().map(|p| p.cache.clone()).collect(),
+        peers: peers.iter().map(|p| p.groups.clone()).collect(),
         zipf: Zipf::new(args.keys as f64, args.zipf_exponent)?,
         value_size: args.value_size,
         deadline: Instant::now() + args.duration,
-        requested: (0..args.keys).map(|_| AtomicBool::new(false)).collect(),
+        requested: Table::ALL.map(|_| (0..args.keys).map(|_| AtomicBool::new(false)).collect()),
         done: AtomicU64::new(0),
         failures: Arc::clone(failures),
     });
@@ -188,9 +192,8 @@ pub(crate) async fn run(
     let took = started.elapsed();
     let distinct_keys = work
         .requested
-        .iter()
-        .filter(|r| r.load(Ordering::Relaxed))
-        .count() as u64;
+        .each_ref()
+        .map(|keys| keys.iter().filter(|r| r.load(Ordering::Relaxed)).count() as u64);
     Ok(ReadLoadReport {
         requests: work.done.load(Ordering::Relaxed),
         distinct_keys,

@@ -1,12 +1,13 @@
 //! What the demo measures and how it prints it: latency histograms, the stampede and overall
-//! summaries, the per-peer table, and number formatting.
+//! summaries, the per-group and per-peer tables, and number formatting.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use groupcache::Stats;
+use groupcache::stats::Stats;
 use hdrhistogram::Histogram;
 
+use crate::database::Table;
 use crate::read_load::ReadLoadReport;
 use crate::stampede::StampedeReport;
 
@@ -22,12 +23,23 @@ pub(crate) fn micros(d: Duration) -> u64 {
 }
 
 pub(crate) fn print_stampede(s: &StampedeReport) {
+    let groups = Table::ALL.len();
     println!(
-        "stampede: {} callers on {} cold keys ({} per key), released together on all peers",
+        "stampede: {} callers on {} cold keys in {groups} groups ({} per key and group), \
+         released together on all peers",
         count(s.callers as u64),
         s.keys,
-        count((s.callers / s.keys.max(1)) as u64)
+        count((s.callers / (s.keys * groups).max(1)) as u64)
     );
+    let once = Table::ALL
+        .iter()
+        .all(|t| s.loads[t.index()] == s.keys as u64 && s.most_loads_per_key[t.index()] == 1);
+    let per_group = Table::ALL
+        .iter()
+        .map(|t| format!("{} {}", t.name(), count(s.loads[t.index()])))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let most = s.most_loads_per_key.iter().copied().max().unwrap_or(0);
     print_pairs(&[
         ("joined a running flight", count(s.joined)),
         ("started a fetch or load", count(s.leaders)),
@@ -35,14 +47,10 @@ pub(crate) fn print_stampede(s: &StampedeReport) {
         ("peer RPCs", count(s.peer_rpcs)),
         (
             "database loads",
-            if s.loads == s.keys as u64 && s.most_loads_per_key == 1 {
-                format!("{} (one per key)", count(s.loads))
+            if once {
+                format!("{per_group} (one per key and group)")
             } else {
-                format!(
-                    "{} (up to {} for one key)",
-                    count(s.loads),
-                    s.most_loads_per_key
-                )
+                format!("{per_group} (up to {most} for one key)")
             },
         ),
         ("all answered in", latency_of(s.took)),
@@ -58,17 +66,41 @@ pub(crate) fn print_stampede(s: &StampedeReport) {
     println!();
 }
 
+/// One group's figures over the whole run, stampede included.
+#[derive(Debug)]
+pub(crate) struct GroupReport {
+    pub(crate) table: Table,
+    /// Its stats on each peer, in peer order.
+    pub(crate) stats: Vec<Stats>,
+    /// Keys asked for at least once, in this group.
+    pub(crate) distinct_keys: u64,
+    /// Database loads of this group's table, from the ledger.
+    pub(crate) loads: u64,
+    /// The most loads of one key of this group.
+    pub(crate) most_loads_per_key: u64,
+}
+
+impl GroupReport {
+    pub(crate) fn loads_per_key(&self) -> f64 {
+        self.loads as f64 / self.distinct_keys.max(1) as f64
+    }
+
+    pub(crate) fn sum(&self, f: impl Fn(&Stats) -> u64) -> u64 {
+        self.stats.iter().map(f).sum()
+    }
+}
+
 pub(crate) fn print_overall(
     load: &ReadLoadReport,
-    stats: &[Stats],
+    groups: &[GroupReport],
     stampede: Option<&StampedeReport>,
-    loads: u64,
-    distinct_keys: u64,
 ) {
-    let sum = |f: fn(&Stats) -> u64| -> u64 { stats.iter().map(f).sum() };
+    let sum = |f: fn(&Stats) -> u64| -> u64 { groups.iter().map(|g| g.sum(f)).sum() };
     let gets = sum(|s| s.gets);
     let hot = sum(|s| s.hot_hits);
     let main = sum(|s| s.main_hits);
+    let distinct_keys: u64 = groups.iter().map(|g| g.distinct_keys).sum();
+    let loads: u64 = groups.iter().map(|g| g.loads).sum();
     let mut all = histogram();
     for h in &load.per_peer {
         all.add(h)
@@ -91,7 +123,11 @@ pub(crate) fn print_overall(
         ("database loads", count(loads)),
         (
             "loads per distinct key",
-            format!("{:.2}", loads as f64 / distinct_keys.max(1) as f64),
+            groups
+                .iter()
+                .map(|g| format!("{:.2} {}", g.loads_per_key(), g.table.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         ("hot cache hits", percent(hot, gets)),
         ("main cache hits", percent(main, gets)),
@@ -117,12 +153,53 @@ pub(crate) fn print_overall(
     println!();
 }
 
+/// One line per group, summed over the peers.
+pub(crate) fn print_groups(groups: &[GroupReport]) {
+    let header = [
+        "group",
+        "gets",
+        "hot hits",
+        "main hits",
+        "distinct keys",
+        "db loads",
+        "loads per key",
+        "RPCs sent",
+        "main entries",
+        "main MiB",
+    ];
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let gets = g.sum(|s| s.gets);
+            vec![
+                g.table.name().to_owned(),
+                count(gets),
+                percent(g.sum(|s| s.hot_hits), gets),
+                percent(g.sum(|s| s.main_hits), gets),
+                count(g.distinct_keys),
+                count(g.loads),
+                format!("{:.2}", g.loads_per_key()),
+                count(g.sum(rpcs_sent)),
+                count(g.sum(|s| s.main_cache.entries)),
+                mib(g.sum(|s| s.main_cache.weighted_bytes)),
+            ]
+        })
+        .collect();
+    print_table(&header, &rows);
+    println!();
+}
+
 /// `Get` RPCs a peer sent: the values it fetched plus the requests that failed in transport.
 pub(crate) fn rpcs_sent(s: &Stats) -> u64 {
     s.peer_loads + s.peer_errors
 }
 
-pub(crate) fn print_peers(addrs: &[SocketAddr], stats: &[Stats], latencies: &[Histogram<u64>]) {
+/// One line per peer, summed over its groups; `groups[g].stats[p]` is group `g` on peer `p`.
+pub(crate) fn print_peers(
+    addrs: &[SocketAddr],
+    groups: &[GroupReport],
+    latencies: &[Histogram<u64>],
+) {
     let header = [
         "peer",
         "gets",
@@ -138,25 +215,30 @@ pub(crate) fn print_peers(addrs: &[SocketAddr], stats: &[Stats], latencies: &[Hi
     ];
     let rows: Vec<Vec<String>> = addrs
         .iter()
-        .zip(stats)
         .zip(latencies)
-        .map(|((addr, s), h)| {
+        .enumerate()
+        .map(|(p, (addr, h))| {
+            let sum = |f: fn(&Stats) -> u64| -> u64 { groups.iter().map(|g| f(&g.stats[p])).sum() };
             vec![
                 addr.to_string(),
-                count(s.gets),
-                count(s.hot_hits),
-                count(s.main_hits),
-                count(s.local_loads),
-                count(rpcs_sent(s)),
-                count(s.server_requests),
+                count(sum(|s| s.gets)),
+                count(sum(|s| s.hot_hits)),
+                count(sum(|s| s.main_hits)),
+                count(sum(|s| s.local_loads)),
+                count(sum(rpcs_sent)),
+                count(sum(|s| s.server_requests)),
                 latency_us(h.value_at_quantile(0.5)),
                 latency_us(h.value_at_quantile(0.99)),
-                count(s.main_cache.entries),
-                format!("{:.1}", s.main_cache.weighted_bytes as f64 / 1_048_576.0),
+                count(sum(|s| s.main_cache.entries)),
+                mib(sum(|s| s.main_cache.weighted_bytes)),
             ]
         })
         .collect();
     print_table(&header, &rows);
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1_048_576.0)
 }
 
 /// Label-value lines with the values aligned.

@@ -1,18 +1,18 @@
-//! The stampede: many callers released at the same instant on a few cold keys, to show that
-//! each key reaches the database once.
+//! The stampede: many callers released at the same instant on a few cold keys, in both groups,
+//! to show that each key reaches the database once per group.
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupcache::Stats;
+use groupcache::stats::Stats;
 use hdrhistogram::Histogram;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::Args;
 use crate::cluster::Peer;
-use crate::database::Ledger;
+use crate::database::{Ledger, Table};
 use crate::failures::Failures;
 use crate::report::{histogram, micros};
 
@@ -21,8 +21,10 @@ use crate::report::{histogram, micros};
 pub(crate) struct StampedeReport {
     pub(crate) callers: usize,
     pub(crate) keys: usize,
-    pub(crate) loads: u64,
-    pub(crate) most_loads_per_key: u64,
+    /// Database loads of the stampede's keys, per group (in [`Table::ALL`] order).
+    pub(crate) loads: [u64; 2],
+    /// The most loads of one key, per group.
+    pub(crate) most_loads_per_key: [u64; 2],
     /// Callers answered from a cache: they came after a fetch had finished.
     pub(crate) cache_hits: u64,
     /// Callers that started a fetch from the owner or a load (flight leaders).
@@ -34,7 +36,7 @@ pub(crate) struct StampedeReport {
     pub(crate) latency: Histogram<u64>,
 }
 
-/// Releases `burst` callers per cold key at the same instant, spread over all peers.
+/// Releases `burst` callers per cold key and group at the same instant, spread over all peers.
 pub(crate) async fn run(
     peers: &[Peer],
     args: &Args,
@@ -44,8 +46,8 @@ pub(crate) async fn run(
     let keys: Vec<Arc<str>> = (0..args.stampede_keys)
         .map(|i| format!("stampede-{i}").into())
         .collect();
-    let callers = args.burst * keys.len();
-    let before: Vec<Stats> = peers.iter().map(|p| p.cache.stats()).collect();
+    let callers = args.burst * keys.len() * Table::ALL.len();
+    let before = all_stats(peers);
 
     // Every caller waits at the barrier before its get, so that all gets start together
     // instead of one by one as the tasks are spawned. The extra party is this function, which
@@ -53,20 +55,20 @@ pub(crate) async fn run(
     let gate = Arc::new(Barrier::new(callers + 1));
     let mut tasks = JoinSet::new();
     for (k, key) in keys.iter().enumerate() {
-        for j in 0..args.burst {
-            let cache = peers[(k + j) % peers.len()].cache.clone();
-            let key = Arc::clone(key);
-            let gate = Arc::clone(&gate);
-            let failures = Arc::clone(failures);
-            let value_size = args.value_size;
-            tasks.spawn(async move {
-                gate.wait().await;
-                let started = Instant::now();
-                let result = cache.get(&key).await;
-                let latency = started.elapsed();
-                failures.check(cache.addr(), &key, result, value_size);
-                latency
-            });
+        for table in Table::ALL {
+            for j in 0..args.burst {
+                let groups = peers[(k + j) % peers.len()].groups.clone();
+                let key = Arc::clone(key);
+                let gate = Arc::clone(&gate);
+                let failures = Arc::clone(failures);
+                let value_size = args.value_size;
+                tasks.spawn(async move {
+                    gate.wait().await;
+                    let started = Instant::now();
+                    groups.get_checked(table, &key, value_size, &failures).await;
+                    started.elapsed()
+                });
+            }
         }
     }
     gate.wait().await;
@@ -79,20 +81,18 @@ pub(crate) async fn run(
     }
     let took = released.elapsed();
 
-    let after: Vec<Stats> = peers.iter().map(|p| p.cache.stats()).collect();
+    let after = all_stats(peers);
     let delta =
         |f: fn(&Stats) -> u64| -> u64 { before.iter().zip(&after).map(|(b, a)| f(a) - f(b)).sum() };
-    let loads_per_key: Vec<u64> = {
-        let ledger = ledger.lock();
-        keys.iter()
-            .map(|k| ledger.get(&**k).copied().unwrap_or(0))
-            .collect()
-    };
+    let per_key =
+        |table: Table| -> Vec<u64> { keys.iter().map(|k| ledger.loads_of(table, k)).collect() };
+    let loads = Table::ALL.map(|t| per_key(t).iter().sum());
+    let most_loads_per_key = Table::ALL.map(|t| per_key(t).into_iter().max().unwrap_or(0));
     Ok(StampedeReport {
         callers,
         keys: keys.len(),
-        loads: loads_per_key.iter().sum(),
-        most_loads_per_key: loads_per_key.iter().copied().max().unwrap_or(0),
+        loads,
+        most_loads_per_key,
         cache_hits: delta(|s| s.hot_hits + s.main_hits),
         leaders: delta(|s| s.loads_deduped),
         joined: delta(|s| s.loads - s.loads_deduped),
@@ -100,4 +100,12 @@ pub(crate) async fn run(
         took,
         latency,
     })
+}
+
+/// Every group's stats on every peer.
+fn all_stats(peers: &[Peer]) -> Vec<Stats> {
+    peers
+        .iter()
+        .flat_map(|p| Table::ALL.map(|t| p.groups.stats(t)))
+        .collect()
 }

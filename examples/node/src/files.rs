@@ -1,22 +1,31 @@
-//! The source of truth: one file per key in a data directory, and a count of the reads.
+//! The source of truth: one file per key in a data directory, and the loaders of the node's two
+//! groups, `contents` (the bytes) and `metadata` (size, modification time, hash), each counting
+//! its calls.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
-use groupcache::{BoxError, NotFound, ValueLoader};
+use bytes::Bytes;
+use groupcache::{BoxError, Group, NotFound, ValueLoader};
 use serde::{Deserialize, Serialize};
 
 /// Longest key served, in bytes: the longest file name most file systems allow.
 const MAX_KEY_LEN: usize = 255;
 
-/// A cached value: a file's bytes and the node whose loader read them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct FileValue {
-    #[serde(with = "serde_bytes")]
-    pub(crate) contents: Vec<u8>,
-    /// The advertised address of the node that read the file.
+/// The `metadata` group's value: what `stat` says about a file, and a hash of its contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileMeta {
+    /// Size of the contents, in bytes.
+    pub(crate) bytes: u64,
+    /// Last modification, in whole seconds since the Unix epoch (0 where the file system does
+    /// not record it).
+    pub(crate) modified_unix: u64,
+    /// XXH3 (64 bits) of the contents, as the `contents` group holds them.
+    pub(crate) xxh3: u64,
+    /// The advertised address of the node whose loader made this record.
     pub(crate) loaded_by: String,
 }
 
@@ -51,17 +60,15 @@ pub(crate) fn check_key(key: &str) -> Result<(), BadKey> {
     Ok(())
 }
 
-/// Reads `<data dir>/<key>`, counting every read.
+/// The data directory: resolves keys to files inside it, never outside.
 #[derive(Debug, Clone)]
-pub(crate) struct FileLoader {
+pub(crate) struct DataDir {
     /// Canonical path: reads are checked against it after resolving symbolic links.
     dir: Arc<PathBuf>,
-    me: Arc<str>,
-    loads: Arc<AtomicU64>,
 }
 
-impl FileLoader {
-    pub(crate) fn new(dir: &Path, me: &str) -> io::Result<Self> {
+impl DataDir {
+    pub(crate) fn new(dir: &Path) -> io::Result<Self> {
         let dir = dir.canonicalize().map_err(|e| {
             io::Error::new(e.kind(), format!("data directory {}: {e}", dir.display()))
         })?;
@@ -71,27 +78,12 @@ impl FileLoader {
                 dir.display()
             )));
         }
-        Ok(FileLoader {
-            dir: Arc::new(dir),
-            me: me.into(),
-            loads: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(DataDir { dir: Arc::new(dir) })
     }
 
-    /// Files read so far (successful or not).
-    pub(crate) fn loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
-    }
-}
-
-#[groupcache::async_trait]
-impl ValueLoader for FileLoader {
-    type Value = FileValue;
-
-    async fn load(&self, key: &str) -> Result<FileValue, BoxError> {
-        // Keys also arrive from other peers' requests: check them here too, not only in HTTP.
-        check_key(key)?;
-        self.loads.fetch_add(1, Ordering::Relaxed);
+    /// The file of `key`, a key that passed [`check_key`]: `NotFound` if there is none, an
+    /// error if the file is a link to outside the directory.
+    fn path_of(&self, key: &str) -> Result<PathBuf, BoxError> {
         let path = match self.dir.join(key).canonicalize() {
             Ok(path) => path,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(NotFound.into()),
@@ -101,10 +93,81 @@ impl ValueLoader for FileLoader {
         if path.parent() != Some(self.dir.as_path()) {
             return Err(BadKey("the file is a link to outside the data directory").into());
         }
+        Ok(path)
+    }
+}
+
+/// Loader calls that reached the data directory, successful or not: the ground truth for
+/// "loaded once", independent of the library's counters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoadCount(Arc<AtomicU64>);
+
+impl LoadCount {
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The `contents` group's loader: reads `<data dir>/<key>` into raw bytes (cached as they are,
+/// with the pass-through codec).
+#[derive(Debug, Clone)]
+pub(crate) struct ContentsLoader {
+    pub(crate) dir: DataDir,
+    pub(crate) loads: LoadCount,
+}
+
+#[groupcache::async_trait]
+impl ValueLoader for ContentsLoader {
+    type Value = Bytes;
+
+    async fn load(&self, key: &str) -> Result<Bytes, BoxError> {
+        // Keys also arrive from other peers' requests: check them here too, not only in HTTP.
+        check_key(key)?;
+        self.loads.add();
+        let path = self.dir.path_of(key)?;
         let contents = tokio::fs::read(&path).await?;
         tracing::info!(key, bytes = contents.len(), "read from the data directory");
-        Ok(FileValue {
-            contents,
+        Ok(contents.into())
+    }
+}
+
+/// The `metadata` group's loader: `stat`s the file and hashes its contents, which it gets from
+/// the `contents` group rather than reading the file again. Both groups share one ring, so
+/// on the owner that `get` is local: a main-cache hit, or the contents' own load.
+#[derive(Debug, Clone)]
+pub(crate) struct MetadataLoader {
+    pub(crate) dir: DataDir,
+    pub(crate) contents: Group<Bytes>,
+    /// This node's advertised address, for [`FileMeta::loaded_by`].
+    pub(crate) me: Arc<str>,
+    pub(crate) loads: LoadCount,
+}
+
+#[groupcache::async_trait]
+impl ValueLoader for MetadataLoader {
+    type Value = FileMeta;
+
+    async fn load(&self, key: &str) -> Result<FileMeta, BoxError> {
+        check_key(key)?;
+        self.loads.add();
+        let path = self.dir.path_of(key)?;
+        let modified = tokio::fs::metadata(&path).await?.modified().ok();
+        let contents = match self.contents.get(key).await {
+            Ok(contents) => contents,
+            // Gone between the stat and the read: not found, like any missing file.
+            Err(err) if err.is_not_found() => return Err(NotFound.into()),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(FileMeta {
+            bytes: contents.len() as u64,
+            modified_unix: modified
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs()),
+            xxh3: xxhash_rust::xxh3::xxh3_64(&contents),
             loaded_by: self.me.to_string(),
         })
     }

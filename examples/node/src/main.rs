@@ -6,9 +6,15 @@
 //! ```text
 //! cargo run -p groupcache-node -- --listen 127.0.0.1:9001 --data-dir examples/node/data \
 //!     --peers 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003
-//! curl -s localhost:9001/values/hello.txt     # value, owner, which peer read the file
-//! curl -s localhost:9002/stats                # counters, file reads, members
+//! curl -s localhost:9001/values/hello.txt     # contents, owner
+//! curl -s localhost:9001/meta/hello.txt       # size, mtime, hash, which peer read the file
+//! curl -s localhost:9002/stats                # counters per group, file reads, members
 //! ```
+//!
+//! One peer set, one gRPC service and one ring serve two groups: `contents` (each file's bytes,
+//! cached as they are with the pass-through codec `Raw`) and `metadata` (its size,
+//! modification time and XXH3 hash, a serde struct with the default codec; its loader gets the
+//! bytes from `contents`, so a file is read once for both). A key has the same owner in both.
 //!
 //! Membership comes from one of: `--peers` (or the `GROUPCACHE_PEERS` environment variable),
 //! `--peers-file` (re-read on every discovery poll), or `--dns NAME` (every address of the
@@ -47,17 +53,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use groupcache::{
-    DiscoveryDriver, DiscoveryHandle, DnsPeers, Groupcache, GroupcachePeer, PeersFile, StaticPeers,
-};
+use groupcache::codec::Raw;
+use groupcache::discovery::{DiscoveryDriver, DiscoveryHandle, DnsPeers, PeersFile, StaticPeers};
+use groupcache::{Groupcache, GroupcachePeer};
 use tonic::service::Routes;
 
-use crate::files::{FileLoader, FileValue};
+use crate::files::{ContentsLoader, DataDir, LoadCount, MetadataLoader};
 use crate::security::SecurityArgs;
 
-/// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`, `/stats`,
-/// `/metrics`, `/debug/ring`, `/debug/owner/{key}`) on the same port, caching the files of a
-/// directory.
+/// One groupcache peer: gRPC for the other peers and HTTP (`GET /values/{key}`,
+/// `/meta/{key}`, `/stats`, `/metrics`, `/debug/ring`, `/debug/owner/{key}`) on the same port,
+/// caching the files of a directory in two groups, `contents` and `metadata`.
 #[derive(Debug, Parser)]
 #[command(name = "groupcache-node", version)]
 struct Args {
@@ -94,7 +100,8 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value = "examples/node/data")]
     data_dir: PathBuf,
 
-    /// Capacity of the main cache, in bytes.
+    /// Capacity of the `contents` group's main cache, in bytes (`metadata` gets 1/64 of it,
+    /// at least 64 KiB).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     cache_bytes: u64,
 
@@ -150,24 +157,56 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     };
     let me = advertised_address(&args, bound, static_peers.as_ref()).await?;
 
-    // Before the cache is built: it registers its metrics with the recorder in place.
+    // Before the groups are built: they register their metrics with the recorder in place.
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
-    let loader = FileLoader::new(&args.data_dir, &me.to_string())?;
-    let builder =
-        Groupcache::builder(me.clone(), loader.clone()).main_cache_capacity(args.cache_bytes);
-    let (builder, security) = args.security.apply(builder)?;
-    let cache: Groupcache<FileValue> = builder.build();
+    let dir = DataDir::new(&args.data_dir)?;
+    let (builder, security) = args.security.apply(Groupcache::builder(me.clone()))?;
+    let cache = builder.build();
+    let contents_loads = LoadCount::default();
+    let contents = cache
+        .group(
+            "contents",
+            ContentsLoader {
+                dir: dir.clone(),
+                loads: contents_loads.clone(),
+            },
+        )
+        // Raw bytes, cached and sent as they are: no serialisation for file contents.
+        .codec(Raw)
+        .main_cache_capacity(args.cache_bytes)
+        .build()?;
+    let metadata_loads = LoadCount::default();
+    let metadata = cache
+        .group(
+            "metadata",
+            MetadataLoader {
+                dir,
+                contents: contents.clone(),
+                me: me.to_string().into(),
+                loads: metadata_loads.clone(),
+            },
+        )
+        // A few dozen bytes per file (the default codec, postcard): a small cache holds many.
+        .main_cache_capacity((args.cache_bytes / 64).max(64 * 1024))
+        .build()?;
     // Before serving: from here on a SIGTERM is ours to handle, never lost.
     let signal = shutdown::signal().map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
     let server = cache.server_builder()?;
     let discovery = start_discovery(&args, &cache, static_peers).await?;
 
-    // gRPC and HTTP on one port: tonic routes gRPC requests to the cache's service and
-    // everything else to the axum router; HTTP/1.1 is accepted for curl and browsers.
-    let routes = Routes::from(http::routes(cache.clone(), loader, prometheus))
-        .add_service(cache.grpc_service());
+    // gRPC and HTTP on one port: tonic routes gRPC requests to the peer service (one for both
+    // groups) and everything else to the axum router; HTTP/1.1 is accepted for curl and
+    // browsers.
+    let node = http::Node {
+        cache: cache.clone(),
+        contents,
+        metadata,
+        loads: [("contents", contents_loads), ("metadata", metadata_loads)],
+        prometheus,
+    };
+    let routes = Routes::from(http::routes(node)).add_service(cache.grpc_service());
     println!("listening on {bound}");
     tracing::info!(%bound, %me, data_dir = %args.data_dir.display(), "serving gRPC and HTTP");
     log_security(security, bound);
@@ -232,7 +271,7 @@ async fn advertised_address(
 
 async fn start_discovery(
     args: &Args,
-    cache: &Groupcache<FileValue>,
+    cache: &Groupcache,
     static_peers: Option<StaticPeers>,
 ) -> Result<Option<DiscoveryHandle>, Box<dyn Error>> {
     let interval = Duration::from_millis(args.discovery_interval_ms);
@@ -253,7 +292,7 @@ async fn start_discovery(
         .spawn()
     } else {
         tracing::info!("no --peers, --peers-file, --dns or GROUPCACHE_PEERS: running alone");
-        cache.set_peers([cache.me().clone()]).await?;
+        cache.set_peers([cache.me().clone()])?;
         return Ok(None);
     };
     Ok(Some(handle))

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use groupcache::{GroupcacheBuilder, PeerTls, PeerToken};
-
-use crate::files::FileValue;
+use groupcache::GroupcacheBuilder;
+use groupcache::security::{PeerTls, PeerToken};
 
 /// The security flags, as given.
 #[derive(Debug, Default, clap::Args)]
@@ -58,8 +57,8 @@ impl SecurityArgs {
     /// flag, the variable or the file at fault, never a token.
     pub(crate) fn apply(
         &self,
-        mut builder: GroupcacheBuilder<FileValue>,
-    ) -> Result<(GroupcacheBuilder<FileValue>, Security), String> {
+        mut builder: GroupcacheBuilder,
+    ) -> Result<(GroupcacheBuilder, Security), String> {
         if let Some(name) = &self.peer_token_env {
             let token = PeerToken::from_env(name)
                 .map_err(|e| format!("--peer-token-env: {}", e.detail()))?;

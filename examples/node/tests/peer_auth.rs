@@ -8,24 +8,35 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
-use groupcache_pb::v1::groupcache_client::GroupcacheClient;
-use groupcache_pb::v1::{GetRequest, RemoveRequest};
+use groupcache_pb::v2::groupcache_client::GroupcacheClient;
+use groupcache_pb::v2::{GetRequest, RemoveRequest};
 use serde_json::Value;
 use tonic::Code;
 
 use crate::support::{
-    LIMIT, Nodes, contents, get, members, node_command, stats, test_dir, wait_until, write_peers,
+    LIMIT, Nodes, contents, get, group_stat, members, node_command, stats, test_dir, wait_until,
+    write_peers,
 };
 
 /// The token of these tests' cluster, in the nodes' environment only.
 const TOKEN: &str = "3c1f0e9d8b7a6c5d4e3f2a1b0c9d8e7f";
 const TOKEN_ENV: &str = "TEST_GROUPCACHE_PEER_TOKEN";
 
+/// A counter of the peer set (`unauthenticated_requests`) or of every group together
+/// (`file_loads`), from `/stats`.
 fn counter(node: SocketAddr, name: &str) -> u64 {
     stats(node)[name]
         .as_u64()
         .unwrap_or_else(|| panic!("{name} in /stats"))
 }
+
+/// A counter of the `contents` group, which `/values` reads and the raw requests name.
+fn contents_counter(node: SocketAddr, name: &str) -> u64 {
+    group_stat(node, GROUP, name)
+}
+
+/// The group the raw requests name.
+const GROUP: &str = "contents";
 
 /// Starts a node that finds its peers in `peers_file`, with the cluster's token if `token`.
 fn start(nodes: &mut Nodes, dir: &Path, name: &str, peers_file: &Path, token: bool) -> SocketAddr {
@@ -82,7 +93,9 @@ where
 fn raw_get(node: SocketAddr, key: &str, token: Option<&str>) -> Code {
     let key = key.to_owned();
     raw_call(node, token, |mut client, metadata| async move {
-        let request = tonic::Request::from_parts(metadata, Default::default(), GetRequest { key });
+        let group = GROUP.to_owned();
+        let request =
+            tonic::Request::from_parts(metadata, Default::default(), GetRequest { group, key });
         client.get(request).await.map(drop)
     })
 }
@@ -90,8 +103,9 @@ fn raw_get(node: SocketAddr, key: &str, token: Option<&str>) -> Code {
 fn raw_remove(node: SocketAddr, key: &str, token: Option<&str>) -> Code {
     let key = key.to_owned();
     raw_call(node, token, |mut client, metadata| async move {
+        let group = GROUP.to_owned();
         let request =
-            tonic::Request::from_parts(metadata, Default::default(), RemoveRequest { key });
+            tonic::Request::from_parts(metadata, Default::default(), RemoveRequest { group, key });
         client.remove(request).await.map(drop)
     })
 }
@@ -123,10 +137,11 @@ fn peers_without_the_token_are_refused_and_counted() {
     let key = key_owned_by(b, a, &keys);
     let (status, body) = get(b, &format!("/values/{key}"));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["loaded_by"], a.to_string().as_str(), "{body}");
-    assert_eq!(counter(a, "server_requests"), 1);
+    assert_eq!(body["owner"], a.to_string().as_str(), "{body}");
+    assert_eq!(contents_counter(b, "peer_loads"), 1, "fetched from a");
+    assert_eq!(contents_counter(a, "server_requests"), 1);
     assert_eq!(counter(a, "unauthenticated_requests"), 0);
-    assert_eq!(counter(b, "auth_failures"), 0);
+    assert_eq!(contents_counter(b, "auth_failures"), 0);
 
     // A raw client without the token, then with a wrong one: refused before any work. The
     // Get is for a key a owns and has not read; the Remove for the key it has cached.
@@ -146,7 +161,7 @@ fn peers_without_the_token_are_refused_and_counted() {
         );
     }
     assert_eq!(counter(a, "unauthenticated_requests"), 4);
-    assert_eq!(counter(a, "server_requests"), 1, "none was served");
+    assert_eq!(contents_counter(a, "server_requests"), 1, "none was served");
     assert_eq!(
         counter(a, "file_loads"),
         reads,
@@ -162,7 +177,7 @@ fn peers_without_the_token_are_refused_and_counted() {
 
     // With the token, a Remove is served: the owner reads the file again on the next get.
     assert_eq!(raw_remove(a, &key, Some(TOKEN)), Code::Ok);
-    assert_eq!(counter(a, "server_requests"), 2);
+    assert_eq!(contents_counter(a, "server_requests"), 2);
     let (_, body) = get(a, &format!("/values/{key}"));
     assert_eq!(body["value"], contents(&key));
     assert_eq!(
@@ -192,8 +207,12 @@ fn peers_without_the_token_are_refused_and_counted() {
     assert_eq!(status, 502, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("Unauthenticated"), "{error}");
-    assert_eq!(counter(intruder, "auth_failures"), 1);
-    assert_eq!(counter(intruder, "fallback_loads"), 0, "not bypassed");
+    assert_eq!(contents_counter(intruder, "auth_failures"), 1);
+    assert_eq!(
+        contents_counter(intruder, "fallback_loads"),
+        0,
+        "not bypassed"
+    );
     assert_eq!(counter(intruder, "file_loads"), 0, "not bypassed");
     assert_eq!(counter(a, "unauthenticated_requests"), refused_before + 1);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! Three real `groupcache-node` processes on loopback, found through a peers file: every key
-//! is read from disk once in the whole cluster; a killed node's keys are loaded by the asking
-//! node (fallback) until discovery drops it, then re-routed to the survivors.
+//! is loaded once in the whole cluster in each of the two groups (`contents`, `metadata`), by
+//! its owner, the same in both; a killed node's keys are loaded by the asking node (fallback)
+//! until discovery drops it, then re-routed to the survivors.
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::support::{
-    Nodes, contents, get, get_text, members, node_command, stats, test_dir, wait_until,
+    GROUPS, Nodes, contents, get, get_text, group_stat, members, node_command, stats, test_dir,
+    wait_until,
 };
 
 /// Starts a node on a free loopback port, finding its peers in `dir/peers`, and returns its
@@ -30,7 +32,29 @@ fn value(node: SocketAddr, key: &str) -> Value {
     let (status, body) = get(node, &format!("/values/{key}"));
     assert_eq!(status, 200, "{key} from {node}: {body}");
     assert_eq!(body["value"], contents(key), "{key} from {node}");
+    assert_eq!(body["bytes"], contents(key).len(), "{key} from {node}");
+    assert_eq!(body["served_by"], node.to_string().as_str(), "{body}");
     body
+}
+
+/// The `metadata` group's record of `key`, from `node`, checked against the file.
+fn meta(node: SocketAddr, key: &str) -> Value {
+    let (status, body) = get(node, &format!("/meta/{key}"));
+    assert_eq!(status, 200, "{key} from {node}: {body}");
+    assert_eq!(body["bytes"], contents(key).len(), "{key} from {node}");
+    assert!(body["modified_unix"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!(body["xxh3"].as_str().unwrap().len(), 16, "{body}");
+    assert_eq!(
+        body["loaded_here"],
+        body["loaded_by"] == node.to_string().as_str(),
+        "{body}"
+    );
+    body
+}
+
+/// `node`'s loader calls in each group, in [`GROUPS`] order.
+fn file_loads(node: SocketAddr) -> [u64; 2] {
+    GROUPS.map(|group| group_stat(node, group, "file_loads"))
 }
 
 /// Writes the peers file of these tests.
@@ -57,33 +81,71 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
         wait_until("every node found all three", || members(*node) == all);
     }
 
-    // Every key from every node: one owner agreed by all, one read from disk in the cluster.
+    // Every key from every node, in both groups: one owner agreed by all and the same in both
+    // groups, one load per group in the cluster, by the owner.
     let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut hash_of: BTreeMap<String, Value> = BTreeMap::new();
     for key in &keys {
         for node in &addrs {
-            let body = value(*node, key);
-            let owner = body["owner"].as_str().unwrap().to_owned();
+            let owner = value(*node, key)["owner"].as_str().unwrap().to_owned();
+            assert_eq!(owner_of.entry(key.clone()).or_insert(owner.clone()), &owner);
+            let body = meta(*node, key);
+            assert_eq!(
+                body["owner"],
+                owner.as_str(),
+                "{key}: one owner in both groups"
+            );
             assert_eq!(
                 body["loaded_by"],
                 owner.as_str(),
-                "{key}: read by its owner"
+                "{key}: metadata made by its owner"
             );
-            assert_eq!(
-                body["loaded_here"],
-                owner == node.to_string(),
-                "{key} on {node}"
-            );
-            assert_eq!(owner_of.entry(key.clone()).or_insert(owner.clone()), &owner);
+            let hash = hash_of.entry(key.clone()).or_insert(body["xxh3"].clone());
+            assert_eq!(&body["xxh3"], hash, "{key} on {node}");
         }
     }
-    let loads: HashMap<String, u64> = addrs
+    let hashes: std::collections::BTreeSet<&str> =
+        hash_of.values().map(|h| h.as_str().unwrap()).collect();
+    assert_eq!(
+        hashes.len(),
+        keys.len(),
+        "the files differ, so do their hashes"
+    );
+    let loads: HashMap<String, [u64; 2]> = addrs
         .iter()
-        .map(|n| (n.to_string(), stats(*n)["file_loads"].as_u64().unwrap()))
+        .map(|n| (n.to_string(), file_loads(*n)))
         .collect();
-    assert_eq!(loads.values().sum::<u64>(), keys.len() as u64, "{loads:?}");
-    for (node, n) in &loads {
-        let owned = owner_of.values().filter(|o| *o == node).count() as u64;
-        assert_eq!(*n, owned, "{node} read exactly the files it owns");
+    for (g, group) in GROUPS.iter().enumerate() {
+        let total: u64 = loads.values().map(|l| l[g]).sum();
+        assert_eq!(total, keys.len() as u64, "{group}: {loads:?}");
+    }
+    for node in &addrs {
+        let owned = owner_of
+            .values()
+            .filter(|o| **o == node.to_string())
+            .count() as u64;
+        for (g, group) in GROUPS.iter().enumerate() {
+            assert_eq!(
+                loads[&node.to_string()][g],
+                owned,
+                "{node} loaded exactly the keys it owns in {group}"
+            );
+            // The library's own count agrees with the loader's.
+            assert_eq!(
+                group_stat(*node, group, "local_loads"),
+                owned,
+                "{node} {group}"
+            );
+        }
+        // The two other nodes asked it once each for every key it owns, in each group (its
+        // `metadata` loader's `get` from `contents` stays local: same owner).
+        for group in GROUPS {
+            assert_eq!(
+                group_stat(*node, group, "server_requests"),
+                2 * owned,
+                "{node} {group}: asked once per other node for each key it owns"
+            );
+        }
     }
 
     // Introspection agrees with the routing used: every member, asked over the Describe RPC,
@@ -107,39 +169,58 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
     let (status, page) = get_text(addrs[0], "/metrics");
     assert_eq!(status, 200);
     for name in [
-        "groupcache_gets_total",
-        "groupcache_peer_loads_total",
-        "groupcache_get_duration_seconds_count{outcome=\"peer_load\"}",
         "groupcache_peer_request_duration_seconds_count{",
-        "groupcache_cache_entries{tier=\"main\"}",
+        // The peer set's counters carry no group label.
+        "groupcache_unauthenticated_requests_total 0",
     ] {
         assert!(page.contains(name), "{name} missing from:\n{page}");
     }
-    let local_loads = stats(addrs[0])["local_loads"].as_u64().unwrap();
-    assert!(
-        page.contains(&format!("groupcache_local_loads_total {local_loads}")),
-        "local loads {local_loads}:\n{page}"
-    );
+    for group in GROUPS {
+        // Each group's metrics carry its name (labels sorted by name).
+        for name in [
+            format!("groupcache_gets_total{{group=\"{group}\"}}"),
+            format!("groupcache_peer_loads_total{{group=\"{group}\"}}"),
+            format!(
+                "groupcache_get_duration_seconds_count{{group=\"{group}\",outcome=\"peer_load\"}}"
+            ),
+            format!("groupcache_cache_entries{{group=\"{group}\",tier=\"main\"}}"),
+        ] {
+            assert!(page.contains(&name), "{name} missing from:\n{page}");
+        }
+        let local_loads = group_stat(addrs[0], group, "local_loads");
+        let line = format!("groupcache_local_loads_total{{group=\"{group}\"}} {local_loads}");
+        assert!(page.contains(&line), "{line} missing from:\n{page}");
+    }
 
-    // Bad keys: a clear 400, nothing read; a missing file: 404.
-    for bad in ["..%2Fsecret", "%2E%2E", ".hidden"] {
-        let (status, body) = get(addrs[0], &format!("/values/{bad}"));
-        assert_eq!(status, 400, "{bad}: {body}");
-        assert!(
-            body["error"].as_str().unwrap().contains("bad key"),
-            "{body}"
+    // Bad keys: a clear 400, nothing read; a missing file: 404, in both groups.
+    for route in ["values", "meta"] {
+        for bad in ["..%2Fsecret", "%2E%2E", ".hidden"] {
+            let (status, body) = get(addrs[0], &format!("/{route}/{bad}"));
+            assert_eq!(status, 400, "{route}/{bad}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains("bad key"),
+                "{body}"
+            );
+        }
+        let (status, _) = get(addrs[0], &format!("/{route}/no-such-file"));
+        assert_eq!(status, 404, "{route}");
+    }
+    for (g, group) in GROUPS.iter().enumerate() {
+        let total: u64 = addrs.iter().map(|n| file_loads(*n)[g]).sum();
+        assert_eq!(
+            total,
+            keys.len() as u64 + 1,
+            "{group}: only the missing file's lookup was added"
         );
     }
-    let (status, _) = get(addrs[0], "/values/no-such-file");
-    assert_eq!(status, 404);
     let total: u64 = addrs
         .iter()
         .map(|n| stats(*n)["file_loads"].as_u64().unwrap())
         .sum();
     assert_eq!(
         total,
-        keys.len() as u64 + 1,
-        "only the missing file's lookup was added"
+        2 * (keys.len() as u64 + 1),
+        "file_loads is both groups'"
     );
 
     // Kill the owner of key-00, like a crash.
@@ -154,28 +235,36 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
 
     // Still in everyone's ring: requests for its keys fall back to a local read.
     let asker = survivors[0];
-    let mut fell_back = 0;
+    let reads_before = file_loads(asker)[0];
+    let mut victims_keys = Vec::new();
+    let mut own_keys = 0;
     for key in &late_keys {
-        let body = value(asker, key);
-        if body["owner"] == victim_addr.as_str() {
-            assert_eq!(
-                body["loaded_by"],
-                asker.to_string(),
-                "{key}: read by the asker"
-            );
-            fell_back += 1;
+        let owner = value(asker, key)["owner"].clone();
+        if owner == victim_addr.as_str() {
+            victims_keys.push(key.clone());
+        } else if owner == asker.to_string().as_str() {
+            own_keys += 1;
         }
     }
+    let fell_back = victims_keys.len() as u64;
     assert!(fell_back > 0, "no late key was owned by the killed node");
-    let asker_stats = stats(asker);
-    assert!(
-        asker_stats["peer_errors"].as_u64().unwrap() >= 1,
-        "{asker_stats}"
+    assert_eq!(
+        file_loads(asker)[0],
+        reads_before + own_keys + fell_back,
+        "the asker read its own late keys and the killed node's, not the other survivor's"
     );
-    assert!(
-        asker_stats["fallback_loads"].as_u64().unwrap() >= fell_back,
-        "{asker_stats}"
-    );
+    assert!(group_stat(asker, "contents", "peer_errors") >= 1);
+    assert!(group_stat(asker, "contents", "fallback_loads") >= fell_back);
+    // The metadata group falls back the same way: the record says the asker made it.
+    for key in &victims_keys {
+        let body = meta(asker, key);
+        assert_eq!(
+            body["loaded_by"],
+            asker.to_string(),
+            "{key}: made by the asker"
+        );
+    }
+    assert!(group_stat(asker, "metadata", "fallback_loads") >= fell_back);
 
     // Discovery drops it: the survivors agree on a two-member ring and own every key.
     write_peers(&dir, &survivors);
@@ -193,6 +282,12 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
             .collect();
         assert_eq!(owners[0], owners[1], "{key}: survivors agree");
         assert_ne!(owners[0], victim_addr, "{key}: re-routed");
+        let body = meta(survivors[1], key);
+        assert_eq!(
+            body["owner"],
+            owners[0].as_str(),
+            "{key}: both groups re-routed"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -158,6 +158,17 @@ pub fn stats(node: SocketAddr) -> Value {
     body
 }
 
+/// The node's groups, as `/stats` names them under `groups`.
+pub const GROUPS: [&str; 2] = ["contents", "metadata"];
+
+/// Counter `name` of `group` in `node`'s `/stats`.
+pub fn group_stat(node: SocketAddr, group: &str, name: &str) -> u64 {
+    let body = stats(node);
+    body["groups"][group][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("groups.{group}.{name} in /stats: {body}"))
+}
+
 pub fn members(node: SocketAddr) -> Vec<String> {
     let mut members: Vec<String> = stats(node)["members"]
         .as_array()
