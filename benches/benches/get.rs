@@ -1,6 +1,6 @@
 //! `get` on its cheap-to-expensive paths, on real loopback servers: a main-cache hit, a
 //! hot-cache hit, a cold load through the flight group, a remote hit (hot cache off), and a
-//! 1,000-caller stampede of one cold key.
+//! 1,000-caller stampede of one cold key. Every peer hosts one group (`groupcache_tests::GROUP`).
 //!
 //! Run: `cargo bench -p groupcache-benches --bench get`
 
@@ -8,14 +8,14 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use groupcache::PromoteOneIn;
+use groupcache::cache::PromoteOneIn;
 use groupcache_tests::TestCluster;
 use tokio::task::JoinSet;
 
 fn local_hits(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let cluster = runtime.block_on(TestCluster::start_with(2, |_, b| {
-        b.hot_cache_policy(PromoteOneIn(1))
+    let cluster = runtime.block_on(TestCluster::start_with_group(2, |_, g| {
+        g.hot_cache_policy(PromoteOneIn(1))
     }));
     let owned = cluster.key_owned_by(0, "main");
     let remote = cluster.key_owned_by(1, "hot");
@@ -56,8 +56,8 @@ fn cold_load(c: &mut Criterion) {
 
 fn remote_hit(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let cluster = runtime.block_on(TestCluster::start_with(2, |_, b| {
-        b.hot_cache_policy(PromoteOneIn(0))
+    let cluster = runtime.block_on(TestCluster::start_with_group(2, |_, g| {
+        g.hot_cache_policy(PromoteOneIn(0))
     }));
     let remote = cluster.key_owned_by(1, "remote");
     let node = cluster.node(0).clone();
@@ -72,7 +72,7 @@ fn remote_hit(c: &mut Criterion) {
 fn stampede(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cluster = runtime.block_on(TestCluster::start(3));
-    let caches = cluster.caches();
+    let groups = cluster.caches();
     let round = AtomicU64::new(0);
     c.bench_function("get/stampede_1000_callers_3_peers", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -80,9 +80,9 @@ fn stampede(c: &mut Criterion) {
             let key = format!("cold-{}", round.fetch_add(1, Ordering::Relaxed));
             let mut callers = JoinSet::new();
             for i in 0..1_000 {
-                let cache = caches[i % caches.len()].clone();
+                let group = groups[i % groups.len()].clone();
                 let key = key.clone();
-                callers.spawn(async move { cache.get(&key).await });
+                callers.spawn(async move { group.get(&key).await });
             }
             while let Some(result) = callers.join_next().await {
                 black_box(result.unwrap().unwrap());

@@ -1,6 +1,6 @@
 //! What exporting metrics costs a local hit: the same main-cache hit on two caches, one
 //! exporting through a real Prometheus recorder (feature `metrics`), one built
-//! `without_metrics`. Both count in `stats()`.
+//! `without_metrics`. Both count in their group's `stats()`.
 //!
 //! Run: `cargo bench -p groupcache-benches --bench metrics`
 
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use groupcache::Groupcache;
-use groupcache_tests::CountingLoader;
+use groupcache_tests::{CountingLoader, GROUP};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 fn local_hit_with_and_without_metrics(c: &mut Criterion) {
@@ -19,12 +19,19 @@ fn local_hit_with_and_without_metrics(c: &mut Criterion) {
         .expect("the only recorder");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let me: SocketAddr = "127.0.0.1:1".parse().expect("address");
-    let exported = Groupcache::builder(me, CountingLoader::new())
+    // Metrics are a setting of the peer set; each peer set hosts the one group measured.
+    let exported = Groupcache::builder(me)
         .metrics_prefix("bench")
-        .build();
-    let silent = Groupcache::builder(me, CountingLoader::new())
+        .build()
+        .group(GROUP, CountingLoader::new())
+        .build()
+        .expect("the only group");
+    let silent = Groupcache::builder(me)
         .without_metrics()
-        .build();
+        .build()
+        .group(GROUP, CountingLoader::new())
+        .build()
+        .expect("the only group");
     runtime.block_on(async {
         exported.get("k").await.expect("warm");
         silent.get("k").await.expect("warm");

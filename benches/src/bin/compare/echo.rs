@@ -1,11 +1,12 @@
 //! The floor for a remote hit: a bare tonic unary call over the same kind of loopback channel,
 //! answered with a payload of the same size that the server already holds. No cache, no
-//! codec, no flight: what is left is tonic, HTTP/2 and the kernel.
+//! codec, no flight: what is left is tonic, HTTP/2 and the kernel, and the one thing every
+//! v2 server must do before it answers, checking that it hosts the group the request names.
 
 use bytes::Bytes;
-use groupcache_pb::v1::groupcache_client::GroupcacheClient;
-use groupcache_pb::v1::groupcache_server::{Groupcache as Rpc, GroupcacheServer};
-use groupcache_pb::v1::{
+use groupcache_pb::v2::groupcache_client::GroupcacheClient;
+use groupcache_pb::v2::groupcache_server::{Groupcache as Rpc, GroupcacheServer};
+use groupcache_pb::v2::{
     DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
 };
 use tonic::service::Routes;
@@ -13,14 +14,27 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::cluster::Servers;
+use crate::ours::GROUP;
 
 struct Echo {
     payload: Bytes,
 }
 
+impl Echo {
+    /// The minimum a server does with a request's group: refuse one it does not host.
+    fn check_group(group: &str) -> Result<(), Status> {
+        if group == GROUP {
+            Ok(())
+        } else {
+            Err(Status::not_found("an echo server hosts one group"))
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Rpc for Echo {
-    async fn get(&self, _request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        Self::check_group(&request.get_ref().group)?;
         Ok(Response::new(GetResponse {
             value: self.payload.clone(),
         }))
@@ -28,8 +42,9 @@ impl Rpc for Echo {
 
     async fn remove(
         &self,
-        _request: Request<RemoveRequest>,
+        request: Request<RemoveRequest>,
     ) -> Result<Response<RemoveResponse>, Status> {
+        Self::check_group(&request.get_ref().group)?;
         Ok(Response::new(RemoveResponse {}))
     }
 
@@ -75,6 +90,7 @@ impl EchoPair {
         let mut client = self.client.clone();
         let reply = client
             .get(GetRequest {
+                group: GROUP.to_owned(),
                 key: key.to_owned(),
             })
             .await

@@ -1,11 +1,13 @@
-//! This library, as a cluster of `Setup::nodes` peers on loopback in this process.
+//! This library, as a cluster of `Setup::nodes` peers on loopback in this process, each
+//! hosting one group, [`GROUP`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use groupcache::{Groupcache, PromoteOneIn};
+use groupcache::cache::PromoteOneIn;
+use groupcache::{Group, Groupcache};
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
@@ -15,8 +17,13 @@ use crate::source::{NodeSource, Source};
 /// Room for the encoding's length prefix and the gRPC framing above the value itself.
 const LIMIT_SLACK: usize = 64 * 1024;
 
+/// The one group every node hosts: a workload measures a path, not the choice between groups.
+/// The echo names it too, so that both send requests of the same size.
+pub(crate) const GROUP: &str = "bench";
+
 pub(crate) struct Ours {
-    nodes: Vec<Groupcache<Bytes>>,
+    /// Each node's group, where the workloads `get` (it keeps its peer set alive).
+    nodes: Vec<Group<Bytes>>,
     servers: Servers,
     source: Arc<Source>,
 }
@@ -32,28 +39,26 @@ impl Ours {
                 source: Arc::clone(&source),
                 node,
             };
-            let mut builder = Groupcache::builder(addrs[node], loader)
-                // No eviction: every workload's values fit.
-                .main_cache_capacity(1 << 30)
+            let cache = Groupcache::builder(addrs[node])
                 .max_value_size(setup.max_value + LIMIT_SLACK)
                 // 64 replies of 8 MiB in flight on one connection take longer than the 2 s
                 // default; the 0.3.0 crate is given the same 10 s.
-                .peer_timeout(Duration::from_secs(10));
-            builder = if setup.hot_cache {
-                builder.hot_cache_capacity(128 << 20)
+                .peer_timeout(Duration::from_secs(10))
+                .build();
+            let group = cache
+                .group(GROUP, loader)
+                // No eviction: every workload's values fit.
+                .main_cache_capacity(1 << 30);
+            let group = if setup.hot_cache {
+                group.hot_cache_capacity(128 << 20)
             } else {
-                builder.hot_cache_policy(PromoteOneIn(0))
+                group.hot_cache_policy(PromoteOneIn(0))
             };
-            let cache = builder.build();
+            let group = group.build().expect("the only group of a new peer set");
             let service = InterceptedService::new(cache.grpc_service(), servers.counter());
             servers.serve(listener, Routes::new(service));
-            nodes.push(cache);
-        }
-        for cache in &nodes {
-            cache
-                .set_peers(addrs.iter().copied())
-                .await
-                .expect("set_peers");
+            cache.set_peers(addrs.iter().copied()).expect("set_peers");
+            nodes.push(group);
         }
         Ours {
             nodes,
@@ -62,8 +67,8 @@ impl Ours {
         }
     }
 
-    /// Node `node`'s cache, for workloads that read its counters.
-    pub(crate) fn node(&self, node: usize) -> &Groupcache<Bytes> {
+    /// Node `node`'s group, for workloads that read its counters.
+    pub(crate) fn node(&self, node: usize) -> &Group<Bytes> {
         &self.nodes[node]
     }
 }
@@ -74,8 +79,8 @@ impl Cluster for Ours {
         node: usize,
         key: &'a str,
     ) -> impl Future<Output = Result<Bytes, String>> + Send + 'a {
-        let cache = &self.nodes[node];
-        async move { cache.get(key).await.map_err(|e| e.to_string()) }
+        let group = &self.nodes[node];
+        async move { group.get(key).await.map_err(|e| e.to_string()) }
     }
 
     fn source(&self) -> &Source {
