@@ -50,8 +50,9 @@ impl PeerHandler {
             to_status(&Error::new(
                 ErrorKind::UnknownGroup,
                 format!(
-                    "this peer does not host group {shown:?} (it hosts {hosted:?}); every \
-                         peer must create the same groups"
+                    "peer {} does not host group {shown:?} (it hosts {hosted:?}); every peer \
+                     must create the same groups",
+                    self.peer_set.node().me()
                 ),
             ))
         })
