@@ -143,8 +143,11 @@ async fn three_groups_on_one_port_each_load_every_key_once() {
         let mut callers = Vec::new();
         for peer in &peers {
             for _ in 0..4 {
-                let (profiles, names, blobs) =
-                    (peer.profiles.clone(), peer.names.clone(), peer.blobs.clone());
+                let (profiles, names, blobs) = (
+                    peer.profiles.clone(),
+                    peer.names.clone(),
+                    peer.blobs.clone(),
+                );
                 let (keys, start) = (keys.clone(), Arc::clone(&start));
                 callers.push(tokio::spawn(async move {
                     start.wait().await;
@@ -244,7 +247,10 @@ async fn a_group_the_owner_does_not_host_is_a_clear_error_and_no_load() {
         // Never hidden behind a local load.
         assert_eq!(extra_loads.total(), 0);
         let stats = extra.stats();
-        assert_eq!((stats.local_loads, stats.fallback_loads, stats.peer_errors), (0, 0, 0));
+        assert_eq!(
+            (stats.local_loads, stats.fallback_loads, stats.peer_errors),
+            (0, 0, 0)
+        );
         // The owner counted the request it could not serve.
         assert_eq!(peers[1].cache.stats().unknown_group_requests, 1);
         // `remove` too.
@@ -252,7 +258,10 @@ async fn a_group_the_owner_does_not_host_is_a_clear_error_and_no_load() {
         assert_eq!(err.kind(), ErrorKind::UnknownGroup, "{err}");
         assert_eq!(peers[1].cache.stats().unknown_group_requests, 2);
         // The groups both peers host still work.
-        assert_eq!(peers[0].names.get(&remote_key).await.unwrap(), format!("name of {remote_key}"));
+        assert_eq!(
+            peers[0].names.get(&remote_key).await.unwrap(),
+            format!("name of {remote_key}")
+        );
     })
     .await;
 }
@@ -262,17 +271,26 @@ async fn a_group_name_is_taken_once_and_found_again_by_type() {
     let cache = Groupcache::builder("127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap()).build();
     let loads = Loads::default();
     let names = cache.group("names", Names(loads.clone())).build().unwrap();
-    let again = cache.group("names", Names(loads.clone())).build().unwrap_err();
+    let again = cache
+        .group("names", Names(loads.clone()))
+        .build()
+        .unwrap_err();
     assert_eq!(again.kind(), ErrorKind::GroupExists);
     assert_eq!(again.group(), Some("names"));
     let empty = cache.group("", Names(loads.clone())).build().unwrap_err();
     assert_eq!(empty.kind(), ErrorKind::Config);
-    let long = cache.group("x".repeat(129), Names(loads)).build().unwrap_err();
+    let long = cache
+        .group("x".repeat(129), Names(loads))
+        .build()
+        .unwrap_err();
     assert_eq!(long.kind(), ErrorKind::Config);
     assert_eq!(cache.group_names(), ["names"]);
     let found: Group<String> = cache.get_group("names").expect("found by name and type");
     assert_eq!(found.name(), names.name());
-    assert!(cache.get_group::<u64>("names").is_none(), "another value type");
+    assert!(
+        cache.get_group::<u64>("names").is_none(),
+        "another value type"
+    );
     assert!(cache.get_group::<String>("other").is_none());
 }
 
@@ -348,7 +366,10 @@ async fn a_value_type_without_serde_is_cached_across_peers_with_its_codec() {
             assert_eq!(loads.of(&key), 1, "{key}");
         }
         let fetched: u64 = peers.iter().map(|(_, p)| p.stats().peer_loads).sum();
-        assert!(fetched > 0, "some points crossed the wire through PointCodec");
+        assert!(
+            fetched > 0,
+            "some points crossed the wire through PointCodec"
+        );
     })
     .await;
 }

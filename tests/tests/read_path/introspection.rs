@@ -47,8 +47,14 @@ async fn describe_agrees_with_the_routing_actually_used() {
             .unwrap();
         let local = cluster.peer_set(2).describe(None);
         let (remote_group, local_group) = (
-            remote.stats.group(GROUP).expect("the remote view lists the group"),
-            local.stats.group(GROUP).expect("the local view lists the group"),
+            remote
+                .stats
+                .group(GROUP)
+                .expect("the remote view lists the group"),
+            local
+                .stats
+                .group(GROUP)
+                .expect("the local view lists the group"),
         );
         assert_eq!(remote_group.local_loads, local_group.local_loads);
         assert_eq!(remote_group.server_requests, local_group.server_requests);

@@ -10,16 +10,15 @@ use bytes::Bytes;
 use groupcache::cache::{CacheBackend, PromoteOneIn};
 use groupcache::codec::{Postcard, Raw};
 use groupcache::discovery::{
-    DiscoveryDriver, DiscoveryHandle, DiscoveryStatus, DnsPeers, PeerEntry, PeersFile,
-    StaticPeers,
+    DiscoveryDriver, DiscoveryHandle, DiscoveryStatus, DnsPeers, PeerEntry, PeersFile, StaticPeers,
 };
 use groupcache::peer::{GroupcacheService, LazyConnector, PeerView};
 use groupcache::security::{PeerTls, PeerToken, PeerTokenLayer, RequirePeerToken};
 use groupcache::stats::{PeerSetStats, Stats, TierStats};
 use groupcache::trace::{PropagateTrace, TraceContext, TraceKeys};
 use groupcache::{
-    BoxError, Error, ErrorKind, Group, GroupBuilder, Groupcache, GroupcacheBuilder,
-    GroupcachePeer, NotFound,
+    BoxError, Error, ErrorKind, Group, GroupBuilder, Groupcache, GroupcacheBuilder, GroupcachePeer,
+    NotFound,
 };
 use groupcache_tests::{CountingLoader, GROUP};
 
