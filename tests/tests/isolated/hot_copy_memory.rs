@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use groupcache::{BoxError, Groupcache, GroupcachePeer, PromoteOneIn, ValueLoader};
+use groupcache::cache::PromoteOneIn;
+use groupcache::{BoxError, Group, Groupcache, GroupcachePeer, ValueLoader};
 use groupcache_tests::own_process::{alone_in_this_process, test_name};
 use groupcache_tests::rss::resident_bytes;
 use groupcache_tests::within_limit;
@@ -51,14 +52,18 @@ impl ValueLoader for Database {
     }
 }
 
-/// A peer of the two-member cluster, serving on `incoming`, hot copies kept for every fetch.
-async fn peer(incoming: tonic::transport::server::TcpIncoming) -> Groupcache<String> {
+/// A peer of the two-member cluster, serving on `incoming`: its peer set and its one group,
+/// hot copies kept for every fetch.
+async fn peer(incoming: tonic::transport::server::TcpIncoming) -> (Groupcache, Group<String>) {
     let me = incoming.local_addr().unwrap();
-    let cache = Groupcache::builder(me, Database)
+    let cache = Groupcache::builder(me).build();
+    let rows = cache
+        .group("rows", Database)
         .main_cache_capacity(256 << 20)
         .hot_cache_capacity(256 << 20)
         .hot_cache_policy(PromoteOneIn(1))
-        .build();
+        .build()
+        .unwrap();
     tokio::spawn(
         cache
             .server_builder()
@@ -66,12 +71,12 @@ async fn peer(incoming: tonic::transport::server::TcpIncoming) -> Groupcache<Str
             .add_service(cache.grpc_service())
             .serve_with_incoming(incoming),
     );
-    cache
+    (cache, rows)
 }
 
 /// `n` keys starting with `prefix` that `owner` owns in `cache`'s ring.
 fn keys_owned_by(
-    cache: &Groupcache<String>,
+    cache: &Groupcache,
     owner: &GroupcachePeer,
     prefix: &str,
     n: usize,
@@ -86,7 +91,7 @@ fn keys_owned_by(
 }
 
 /// Gets every key on `cache`, [`CALLERS`] at a time.
-async fn get_all(cache: &Groupcache<String>, keys: &Arc<Vec<String>>) {
+async fn get_all(cache: &Group<String>, keys: &Arc<Vec<String>>) {
     let mut tasks = tokio::task::JoinSet::new();
     for part in 0..CALLERS {
         let (cache, keys) = (cache.clone(), Arc::clone(keys));
@@ -145,20 +150,19 @@ async fn a_cached_entry_costs_at_most_twice_its_weight_plus_a_fixed_overhead() {
         let next_line = move || report.recv().expect("a report from the owner process");
         let owner: SocketAddr = next_line().parse().expect("the owner's address");
 
-        let asker = peer(incoming).await;
+        let (asker, rows) = peer(incoming).await;
         let owner = GroupcachePeer::from(owner);
         asker
             .set_peers([asker.me().clone(), owner.clone()])
-            .await
             .unwrap();
         // The owner loads the same keys into its main cache meanwhile and reports their cost.
         let main_report = tokio::task::spawn_blocking(next_line).await.unwrap();
 
-        get_all(&asker, &keys_owned_by(&asker, &owner, "warm", WARM_UP)).await;
+        get_all(&rows, &keys_owned_by(&asker, &owner, "warm", WARM_UP)).await;
         let before = resident_bytes().unwrap();
-        get_all(&asker, &keys_owned_by(&asker, &owner, "user", ENTRIES)).await;
+        get_all(&rows, &keys_owned_by(&asker, &owner, "user", ENTRIES)).await;
         let hot_cost = per_entry(before, resident_bytes().unwrap());
-        let hot = asker.stats().hot_cache;
+        let hot = rows.stats().hot_cache;
         assert_eq!(
             hot.entries,
             (WARM_UP + ENTRIES) as u64,
@@ -206,16 +210,16 @@ async fn owner_process() {
     };
     let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     println!("owner: {}", incoming.local_addr().unwrap());
-    let cache = peer(incoming).await;
+    let (cache, rows) = peer(incoming).await;
     let me = cache.me().clone();
     let asker: GroupcachePeer = asker.parse().unwrap();
-    cache.set_peers([asker, me.clone()]).await.unwrap();
+    cache.set_peers([asker, me.clone()]).unwrap();
 
-    get_all(&cache, &keys_owned_by(&cache, &me, "warm-up-main", WARM_UP)).await;
+    get_all(&rows, &keys_owned_by(&cache, &me, "warm-up-main", WARM_UP)).await;
     let before = resident_bytes().unwrap();
-    get_all(&cache, &keys_owned_by(&cache, &me, "user", ENTRIES)).await;
+    get_all(&rows, &keys_owned_by(&cache, &me, "user", ENTRIES)).await;
     let cost = per_entry(before, resident_bytes().unwrap());
-    let main = cache.stats().main_cache;
+    let main = rows.stats().main_cache;
     println!("owner: {} {cost}", main.weighted_bytes / main.entries);
     std::io::stdout().flush().unwrap();
 

@@ -61,10 +61,14 @@ async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
     }
     within_limit(async {
         // The quick start's server setup, with the default peer timeout (2 s).
-        let cache = start_like_the_quick_start(1, |me| Groupcache::builder(me, Database).build())
-            .await
-            .remove(0);
-        let deadline = groupcache::DEFAULT_PEER_TIMEOUT;
+        let (cache, rows) = start_like_the_quick_start(1, |me| {
+            let cache = Groupcache::builder(me).build();
+            let rows = cache.group("rows", Database).build().expect("the group");
+            (cache, rows)
+        })
+        .await
+        .remove(0);
+        let deadline = groupcache::defaults::PEER_TIMEOUT;
         let (connections, streams_per_connection) = shape();
         let total = connections * streams_per_connection;
         let runtime = tokio::runtime::Handle::current().metrics();
@@ -148,7 +152,7 @@ async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
             );
         }
         // The server still serves.
-        assert_eq!(cache.get("k").await.unwrap(), "row for k");
+        assert_eq!(rows.get("k").await.unwrap(), "row for k");
     })
     .await;
 }
@@ -158,7 +162,7 @@ fn stalled_get() -> http::Request<Body> {
     let never = futures_util::stream::pending::<Result<http_body::Frame<Bytes>, tonic::Status>>();
     http::Request::builder()
         .method("POST")
-        .uri("/groupcache.v1.Groupcache/Get")
+        .uri("/groupcache.v2.Groupcache/Get")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(Body::new(StreamBody::new(never)))

@@ -2,7 +2,8 @@
 //! h2, hyper), nor `Debug` output. Alone in its process: it installs a global subscriber that
 //! records everything at TRACE, including the node servers' threads.
 
-use groupcache::{ErrorKind, Groupcache, PeerToken};
+use groupcache::security::PeerToken;
+use groupcache::{ErrorKind, Groupcache};
 use groupcache_tests::log_capture::CapturedLogs;
 use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::{CountingLoader, TestCluster, within_limit};
@@ -44,13 +45,19 @@ async fn the_token_appears_in_no_log_line_and_no_debug_output() {
             ErrorKind::Unauthenticated
         );
 
+        // The peer set holds the tokens; its groups, their builders and its token layer reach
+        // them through it.
         let debug = format!(
-            "{:?} {:?} {err:?} {err} {:?}",
+            "{:?} {:?} {:?} {:?} {:?} {err:?} {err} {:?} {:?}",
             cluster.node(0),
-            Groupcache::builder(cluster.addr(0), CountingLoader::new())
+            cluster.peer_set(0),
+            cluster.peer_set(2).peer_token_layer(),
+            cluster.peer_set(0).group("other", CountingLoader::new()),
+            Groupcache::builder(cluster.addr(0))
                 .peer_token(PeerToken::new(TOKEN).unwrap())
                 .accept_peer_token(PeerToken::new(WRONG).unwrap()),
             cluster.node(2).stats(),
+            cluster.peer_set(2).stats(),
         );
         for secret in [TOKEN, WRONG] {
             assert!(!debug.contains(secret), "a token in Debug output: {debug}");

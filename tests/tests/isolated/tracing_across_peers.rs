@@ -1,12 +1,12 @@
 //! One request followed across peers: the owner's `groupcache.serve` span carries the trace id
 //! of the asker's `groupcache.get` span, and names the span that sent the request as its
-//! parent. Alone in its process: it installs a global subscriber, so that the node servers'
+//! parent; both name the group asked. Alone in its process: it installs a global subscriber, so that the node servers'
 //! threads report to it too.
 
-use groupcache::{TraceContext, TraceKeys};
+use groupcache::trace::{TraceContext, TraceKeys};
 use groupcache_tests::own_process::alone_in_this_process;
 use groupcache_tests::span_capture::SpanCapture;
-use groupcache_tests::{TestCluster, within_limit};
+use groupcache_tests::{GROUP, TestCluster, within_limit};
 use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +45,7 @@ async fn the_owner_span_carries_the_callers_trace_id() {
             Some("0af7651916cd43dd8448eb211c80319c")
         );
         assert_eq!(get.field("outcome"), Some("peer_load"));
+        assert_eq!(get.field("group"), Some(GROUP), "the get names its group");
         assert_eq!(
             get.field("owner"),
             Some(cluster.addr(1).to_string().as_str())
@@ -58,6 +59,11 @@ async fn the_owner_span_carries_the_callers_trace_id() {
         assert_eq!(serves.len(), 1, "one request reached the owner: {serves:?}");
         let serve = &serves[0];
         assert_eq!(serve.field("key"), Some(key.as_str()));
+        assert_eq!(
+            serve.field("group"),
+            Some(GROUP),
+            "the owner's span names the group asked"
+        );
         assert_eq!(
             serve.field("trace_id"),
             get.field("trace_id"),

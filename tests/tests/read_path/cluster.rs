@@ -275,7 +275,7 @@ async fn values_at_the_size_limit_pass_and_one_byte_over_fails_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_heavier_than_the_cache_is_returned_but_not_kept() {
     within_limit(async {
-        let cluster = TestCluster::start_with(1, |_, b| b.main_cache_capacity(1024)).await;
+        let cluster = TestCluster::start_with_group(1, |_, g| g.main_cache_capacity(1024)).await;
         cluster.loader.script("big", Script::Size(4096));
         assert_eq!(cluster.node(0).get("big").await.unwrap().len(), 4096);
         assert_eq!(cluster.node(0).get("big").await.unwrap().len(), 4096);

@@ -1,8 +1,9 @@
 //! The read path on one peer and on loopback clusters of real tonic servers: single flight,
-//! routing, remote answers, `remove` and the hot cache, the quick start's setup, `Describe`,
-//! a model-based sequence, and which public types are `Send + Sync`.
+//! routing, remote answers, `remove` and the hot cache, named groups on one peer set, the quick
+//! start's setup, `Describe`, a model-based sequence, and which public types are `Send + Sync`.
 
 mod cluster;
+mod groups;
 mod introspection;
 mod model;
 mod public_types;

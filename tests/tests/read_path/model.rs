@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use groupcache::{ErrorKind, Groupcache, PromoteOneIn};
-use groupcache_tests::{CountingLoader, Script, TestCluster, value_of};
+use groupcache::cache::PromoteOneIn;
+use groupcache::{ErrorKind, Group, Groupcache};
+use groupcache_tests::{CountingLoader, GROUP, Script, TestCluster, value_of};
 use proptest::prelude::*;
 
 const KEYS: [&str; 4] = ["a", "b", "c", "d"];
@@ -46,7 +47,7 @@ struct Model {
 }
 
 /// Runs `ops` against `caches` (all members of one cluster) and the model.
-async fn check(ops: &[Op], caches: &[Groupcache<String>], loader: &CountingLoader) {
+async fn check(ops: &[Op], caches: &[Group<String>], loader: &CountingLoader) {
     let mut model = Model {
         generation: 1,
         ..Model::default()
@@ -107,15 +108,16 @@ proptest! {
         runtime().block_on(groupcache_tests::within_limit(async {
             let loader = CountingLoader::new();
             let me: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-            let cache = Groupcache::builder(me, loader.clone()).build();
-            check(&ops, &[cache], &loader).await;
+            let cache = Groupcache::builder(me).build();
+            let group = cache.group(GROUP, loader.clone()).build().unwrap();
+            check(&ops, &[group], &loader).await;
         }));
     }
 
     #[test]
     fn a_three_peer_cluster_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         runtime().block_on(groupcache_tests::within_limit(async {
-            let cluster = TestCluster::start_with(3, |_, b| b.hot_cache_policy(PromoteOneIn(0))).await;
+            let cluster = TestCluster::start_with_group(3, |_, g| g.hot_cache_policy(PromoteOneIn(0))).await;
             check(&ops, &cluster.caches(), &cluster.loader).await;
             cluster.shutdown().await;
         }));

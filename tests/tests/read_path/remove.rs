@@ -1,6 +1,6 @@
 //! `remove` and the hot cache (rules 1, 8 and 9).
 
-use groupcache::PromoteOneIn;
+use groupcache::cache::PromoteOneIn;
 use groupcache_tests::{TestCluster, value_of, within_limit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +24,8 @@ async fn a_hot_hit_sends_no_rpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_promotion_every_remote_get_asks_the_owner() {
     within_limit(async {
-        let cluster = TestCluster::start_with(2, |_, b| b.hot_cache_policy(PromoteOneIn(0))).await;
+        let cluster =
+            TestCluster::start_with_group(2, |_, g| g.hot_cache_policy(PromoteOneIn(0))).await;
         let key = cluster.key_owned_by(1, "cold");
         for _ in 0..3 {
             assert_eq!(cluster.node(0).get(&key).await.unwrap(), value_of(&key, 1));

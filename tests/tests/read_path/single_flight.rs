@@ -2,21 +2,24 @@
 
 use std::sync::Arc;
 
-use groupcache::{ErrorKind, Groupcache};
-use groupcache_tests::{CountingLoader, Script, spawn_get, value_of, wait_until, within_limit};
+use groupcache::{ErrorKind, Group, Groupcache};
+use groupcache_tests::{
+    CountingLoader, GROUP, Script, spawn_get, value_of, wait_until, within_limit,
+};
 use tokio::task::JoinSet;
 
-fn standalone(loader: &CountingLoader) -> Groupcache<String> {
-    Groupcache::builder(
-        "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
-        loader.clone(),
-    )
-    .build()
+/// The test group on a peer set of one, which serves nothing: every key is its own.
+fn standalone(loader: &CountingLoader) -> Group<String> {
+    Groupcache::builder("127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap())
+        .build()
+        .group(GROUP, loader.clone())
+        .build()
+        .expect("the test group")
 }
 
 /// Starts `n` callers of `get("k")` and returns once all of them wait on one flight.
 async fn callers_waiting_on_k(
-    cache: &Groupcache<String>,
+    cache: &Group<String>,
     n: usize,
 ) -> JoinSet<Result<String, groupcache::Error>> {
     let mut callers = JoinSet::new();
