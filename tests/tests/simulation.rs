@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use groupcache::{GroupcacheBuilder, Stats};
+use groupcache::stats::Stats;
 use groupcache_tests::sim::{SimCluster, join, run_scenario, sweep};
-use groupcache_tests::{Cluster, Script, value_of, wait_until};
+use groupcache_tests::{Cluster, ClusterSpec, Script, value_of, wait_until};
 use tokio::time::Instant;
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -25,8 +25,9 @@ const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
 
-fn configure(_: usize, builder: GroupcacheBuilder<String>) -> GroupcacheBuilder<String> {
-    builder.peer_timeout(PEER_TIMEOUT)
+/// Every scenario's nodes: the peer timeout set, the group as the harness builds it.
+fn configure(spec: ClusterSpec) -> ClusterSpec {
+    spec.configure(|_, builder| builder.peer_timeout(PEER_TIMEOUT))
 }
 
 /// Every node fetches one key from every other node, so that all channels are connected.

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use groupcache::{
-    BoxError, DiscoveryDriver, DiscoveryHandle, DiscoveryStatus, DnsPeers, ErrorKind, Groupcache,
-    GroupcachePeer, PeersFile, ServiceDiscovery, StaticPeers,
+use groupcache::discovery::{
+    DiscoveryDriver, DiscoveryHandle, DiscoveryStatus, DnsPeers, PeersFile, ServiceDiscovery,
+    StaticPeers,
 };
-use groupcache_tests::{CountingLoader, TestCluster, wait_until, within_limit};
+use groupcache::{BoxError, ErrorKind, Groupcache, GroupcachePeer};
+use groupcache_tests::{CountingLoader, GROUP, TestCluster, wait_until, within_limit};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
@@ -115,9 +116,15 @@ fn peers(ports: &[u16]) -> Vec<GroupcachePeer> {
     peers
 }
 
-/// A cache that is never served: membership changes open no connection.
-fn lone_cache(port: u16) -> Groupcache<String> {
-    Groupcache::builder(addr(port), CountingLoader::new()).build()
+/// A peer set (hosting the test group) that is never served: membership changes open no
+/// connection.
+fn lone_cache(port: u16) -> Groupcache {
+    let cache = Groupcache::builder(addr(port)).build();
+    cache
+        .group(GROUP, CountingLoader::new())
+        .build()
+        .expect("the test group");
+    cache
 }
 
 async fn wait_for_polls(handle: &DiscoveryHandle, polls: u64) -> DiscoveryStatus {
@@ -377,11 +384,9 @@ async fn changes_are_applied_on_every_peer_and_all_agree_on_owners() {
         let all: Vec<SocketAddr> = (0..3).map(|i| cluster.addr(i)).collect();
         let (answer, _) = watch::channel(vec![all[0], all[1]]);
         let provider = SettableProvider(answer.clone());
-        let handles: Vec<DiscoveryHandle> = cluster
-            .caches()
-            .into_iter()
-            .map(|cache| {
-                DiscoveryDriver::new(cache, provider.clone())
+        let handles: Vec<DiscoveryHandle> = (0..3)
+            .map(|i| {
+                DiscoveryDriver::new(cluster.peer_set(i).clone(), provider.clone())
                     .interval(Duration::from_millis(20))
                     .jitter(Duration::from_millis(5))
                     .spawn()
@@ -391,7 +396,7 @@ async fn changes_are_applied_on_every_peer_and_all_agree_on_owners() {
         let every_node_has = |members: &[SocketAddr]| {
             let mut expected: Vec<GroupcachePeer> = members.iter().map(|a| (*a).into()).collect();
             expected.sort();
-            cluster.caches().iter().all(|c| c.peers() == expected)
+            (0..3).all(|i| cluster.peer_set(i).peers() == expected)
         };
         wait_until("every node dropped node 2", || every_node_has(&all[..2])).await;
         for i in 0..50 {
@@ -497,15 +502,17 @@ async fn static_peers_drive_a_real_cluster() {
             cluster.addr(0).port(),
             cluster.addr(1).port()
         );
-        let handle =
-            DiscoveryDriver::new(cluster.node(0).clone(), StaticPeers::parse(&list).unwrap())
-                .spawn();
+        let handle = DiscoveryDriver::new(
+            cluster.peer_set(0).clone(),
+            StaticPeers::parse(&list).unwrap(),
+        )
+        .spawn();
         let status = wait_for_polls(&handle, 1).await;
         assert_eq!(status.failures, 0, "{status:?}");
         let mut expected: Vec<GroupcachePeer> =
             [cluster.addr(0), cluster.addr(1)].map(Into::into).to_vec();
         expected.sort();
-        assert_eq!(cluster.node(0).peers(), expected);
+        assert_eq!(cluster.peer_set(0).peers(), expected);
         let key = cluster.key_owned_by(1, "static");
         cluster.node(0).get(&key).await.unwrap();
         assert_eq!(cluster.loader.loads_on(1, &key), 1);

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use groupcache_tests::{Script, TestCluster, spawn_get, value_of, wait_until, within_limit};
+use groupcache_tests::{
+    ClusterSpec, Script, TestCluster, spawn_get, value_of, wait_until, within_limit,
+};
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(300);
 /// Slack for scheduling on a loaded 2-core CI machine.
@@ -217,12 +219,11 @@ async fn a_ring_change_during_a_load_neither_hangs_nor_loads_more_than_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_with_a_dead_owner_clears_local_copies_and_reports_the_owner() {
     within_limit(async {
-        let mut cluster = TestCluster::start_with(2, |_, builder| {
-            builder
-                .peer_timeout(PEER_TIMEOUT)
-                .hot_cache_policy(groupcache::PromoteOneIn(1))
-        })
-        .await;
+        let mut cluster = ClusterSpec::new(2)
+            .configure(|_, builder| builder.peer_timeout(PEER_TIMEOUT))
+            .keeping_hot_copies()
+            .start()
+            .await;
         let key = cluster.key_owned_by(1, "orphan");
         cluster.node(0).get(&key).await.unwrap();
         assert_eq!(cluster.node(0).stats().hot_cache.entries, 1);

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 
 use groupcache::{ErrorKind, Groupcache};
-use groupcache_pb::v1::GetRequest;
-use groupcache_pb::v1::groupcache_client::GroupcacheClient;
-use groupcache_tests::{CountingLoader, TestCluster, within_limit};
+use groupcache_pb::v2::GetRequest;
+use groupcache_pb::v2::groupcache_client::GroupcacheClient;
+use groupcache_tests::{CountingLoader, GROUP, TestCluster, within_limit};
 use tonic::service::InterceptorLayer;
 use tonic::{Request, Status};
 
@@ -21,7 +21,8 @@ async fn an_auth_refusal_is_returned_counted_and_never_bypassed() {
         let loader = CountingLoader::new();
         let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let owner_addr = incoming.local_addr().unwrap();
-        let owner = Groupcache::builder(owner_addr, loader.for_node(1)).build();
+        let owner = Groupcache::builder(owner_addr).build();
+        let _owner_group = owner.group(GROUP, loader.for_node(1)).build().unwrap();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .layer(InterceptorLayer::new(refuse_everyone))
@@ -30,13 +31,15 @@ async fn an_auth_refusal_is_returned_counted_and_never_bypassed() {
         );
 
         let me: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let requester = Groupcache::builder(me, loader.for_node(0)).build();
-        requester.set_peers([owner_addr]).await.unwrap();
+        let peer_set = Groupcache::builder(me).build();
+        let requester = peer_set.group(GROUP, loader.for_node(0)).build().unwrap();
+        peer_set.set_peers([owner_addr]).unwrap();
 
         let err = requester.get("secret").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
         assert_eq!(err.peer().map(|p| p.addr()), Some(owner_addr));
         assert!(err.to_string().contains("same credentials"), "{err}");
+        assert_eq!(err.group(), Some(GROUP));
         let stats = requester.stats();
         assert_eq!(stats.auth_failures, 1, "counted");
         assert_eq!(stats.peer_errors, 0, "not an outage");
@@ -52,8 +55,8 @@ async fn an_auth_refusal_is_returned_counted_and_never_bypassed() {
 const TOKEN: &str = "0f3b9c2e7a5d4e1f8b6c0a9d2e4f7a1b";
 const OLD_TOKEN: &str = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b";
 
-fn token(text: &str) -> groupcache::PeerToken {
-    groupcache::PeerToken::new(text).unwrap()
+fn token(text: &str) -> groupcache::security::PeerToken {
+    groupcache::security::PeerToken::new(text).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,9 +78,8 @@ async fn peers_sharing_a_token_serve_each_other() {
                 1,
                 "fetched, not loaded"
             );
-            let stats = cluster.node(owner).stats();
-            assert_eq!(stats.unauthenticated_requests, 0);
-            assert_eq!(stats.server_requests, 1);
+            assert_eq!(cluster.peer_set(owner).stats().unauthenticated_requests, 0);
+            assert_eq!(cluster.node(owner).stats().server_requests, 1);
         }
         cluster.shutdown().await;
     })
@@ -131,13 +133,14 @@ async fn assert_refused(case: &str, asker: Option<&str>) {
     assert_eq!(asker_stats.auth_failures, 1, "{case}: counted by the asker");
     assert_eq!(asker_stats.fallback_loads, 0, "{case}: no silent fallback");
     assert_eq!(asker_stats.peer_errors, 0, "{case}: not an outage");
-    let owner_stats = cluster.node(1).stats();
     assert_eq!(
-        owner_stats.unauthenticated_requests, 1,
+        cluster.peer_set(1).stats().unauthenticated_requests,
+        1,
         "{case}: counted by the owner"
     );
     assert_eq!(
-        owner_stats.server_requests, 0,
+        cluster.node(1).stats().server_requests,
+        0,
         "{case}: refused before the handler"
     );
     assert_eq!(
@@ -174,16 +177,24 @@ async fn a_rotated_token_is_accepted_while_both_are_configured() {
         cluster.shutdown().await;
         let (result, cluster, key) = ask_with(Some(TOKEN), TOKEN, Some(OLD_TOKEN)).await;
         assert_eq!(result.unwrap(), cluster.loader.expected(&key), "new token");
-        assert_eq!(cluster.node(1).stats().unauthenticated_requests, 0);
+        assert_eq!(cluster.peer_set(1).stats().unauthenticated_requests, 0);
         cluster.shutdown().await;
         // A third token, retired or never issued, is still refused.
         let (result, cluster, _) =
             ask_with(Some("a-retired-token-0000"), TOKEN, Some(OLD_TOKEN)).await;
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Unauthenticated);
-        assert_eq!(cluster.node(1).stats().unauthenticated_requests, 1);
+        assert_eq!(cluster.peer_set(1).stats().unauthenticated_requests, 1);
         cluster.shutdown().await;
     })
     .await;
+}
+
+/// A `Get` for `key` in the group the test cluster hosts.
+fn get(key: &str) -> GetRequest {
+    GetRequest {
+        group: GROUP.into(),
+        key: key.into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +211,7 @@ async fn a_token_with_another_scheme_or_none_is_refused() {
             ("empty token", "Bearer ".to_owned()),
             ("token in the wrong place", format!("Token {TOKEN}")),
         ] {
-            let mut request = Request::new(GetRequest { key: "k".into() });
+            let mut request = Request::new(get("k"));
             request
                 .metadata_mut()
                 .insert("authorization", header.parse().unwrap());
@@ -216,7 +227,7 @@ async fn a_token_with_another_scheme_or_none_is_refused() {
             );
         }
         // The same connection, with the token: served.
-        let mut request = Request::new(GetRequest { key: "k".into() });
+        let mut request = Request::new(get("k"));
         request
             .metadata_mut()
             .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
@@ -224,9 +235,8 @@ async fn a_token_with_another_scheme_or_none_is_refused() {
             .get(request)
             .await
             .expect("the right token is served");
-        let stats = cluster.node(0).stats();
-        assert_eq!(stats.unauthenticated_requests, 5);
-        assert_eq!(stats.server_requests, 1);
+        assert_eq!(cluster.peer_set(0).stats().unauthenticated_requests, 5);
+        assert_eq!(cluster.node(0).stats().server_requests, 1);
         assert_eq!(
             cluster.loader.total_loads_on(0),
             1,
@@ -251,7 +261,7 @@ async fn a_remove_without_the_token_is_refused_and_changes_nothing_on_the_owner(
         );
         let err = cluster.node(0).remove(&key).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
-        assert_eq!(cluster.node(1).stats().unauthenticated_requests, 1);
+        assert_eq!(cluster.peer_set(1).stats().unauthenticated_requests, 1);
         // Still cached on the owner: its next get is a hit, not a second load.
         cluster.node(1).get(&key).await.unwrap();
         assert_eq!(cluster.loader.loads(&key), 1);

@@ -4,15 +4,29 @@
 //! the next valid request on the same connection.
 
 use bytes::Bytes;
-use groupcache_pb::v1::{GetRequest, GetResponse};
+use groupcache_pb::v2::{GetRequest, GetResponse};
 use groupcache_tests::grpc_frames::{RawReply, body, frame, message_frame};
-use groupcache_tests::{TestCluster, value_of, within_limit};
+use groupcache_tests::{GROUP, TestCluster, value_of, within_limit};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 use tower::ServiceExt;
 
-const GET: &str = "/groupcache.v1.Groupcache/Get";
+const GET: &str = "/groupcache.v2.Groupcache/Get";
+
+/// A `GetRequest` encoded by hand, so that either field may hold bytes no encoder would
+/// write: `group` is field 1, `key` field 2, both length-delimited (short ones only here).
+fn get_request_bytes(group: &[u8], key: &[u8]) -> Vec<u8> {
+    assert!(
+        group.len() < 128 && key.len() < 128,
+        "one-byte lengths only"
+    );
+    let mut bytes = vec![0x0a, group.len() as u8];
+    bytes.extend_from_slice(group);
+    bytes.extend_from_slice(&[0x12, key.len() as u8]);
+    bytes.extend_from_slice(key);
+    bytes
+}
 
 async fn send(channel: &Channel, content_type: &str, bytes: Bytes) -> RawReply {
     let request = http::Request::builder()
@@ -39,7 +53,18 @@ async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
             .connect()
             .await
             .unwrap();
-        let valid = GetRequest { key: "fine".into() };
+        let valid = GetRequest {
+            group: GROUP.into(),
+            key: "fine".into(),
+        };
+        // The hand encoding agrees with prost's, so the cases built with it differ from a
+        // valid request only where they mean to.
+        assert_eq!(
+            get_request_bytes(GROUP.as_bytes(), b"fine"),
+            valid.encode_to_vec()
+        );
+        let key_not_utf8 = get_request_bytes(GROUP.as_bytes(), &[0xff, 0xfe]);
+        let group_not_utf8 = get_request_bytes(&[0xff, 0xfe], b"fine");
         let grpc = "application/grpc";
 
         let cases: Vec<(&str, &str, Bytes, Option<Code>)> = vec![
@@ -85,11 +110,18 @@ async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
                 Bytes::new(),
                 Some(Code::InvalidArgument),
             ),
-            // Regression test for issue 10, item 9: this was `Internal`.
+            // Regression test for issue 10, item 9: this was `Internal`. The key, field 2, in a
+            // request naming the group this peer hosts.
             (
                 "a key that is not UTF-8",
                 grpc,
-                frame(0, 4, &[0x0a, 0x02, 0xff, 0xfe]),
+                frame(0, key_not_utf8.len() as u32, &key_not_utf8),
+                Some(Code::InvalidArgument),
+            ),
+            (
+                "a group name that is not UTF-8",
+                grpc,
+                frame(0, group_not_utf8.len() as u32, &group_not_utf8),
                 Some(Code::InvalidArgument),
             ),
             (
@@ -143,8 +175,8 @@ async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
 }
 
 fn postcard_decode(bytes: &[u8]) -> String {
-    use groupcache::Codec;
-    groupcache::Postcard
+    use groupcache::codec::{Codec, Postcard};
+    Postcard
         .decode(bytes.to_vec().into())
         .expect("a well-formed value")
 }

@@ -2,7 +2,7 @@
 //! values of tens of MiB when the limit allows them.
 
 use groupcache::{ErrorKind, GroupcachePeer};
-use groupcache_tests::{Script, TestCluster, wait_until, within_limit};
+use groupcache_tests::{ClusterSpec, GROUP, Script, TestCluster, wait_until, within_limit};
 
 const MAX_KEY: usize = 100;
 const MAX_VALUE: usize = 1000;
@@ -102,11 +102,11 @@ async fn a_value_at_the_limit_is_served_and_one_byte_more_is_refused_and_not_cac
 async fn values_of_tens_of_mib_work_when_configured() {
     within_limit(async {
         const BIG: usize = 32 * 1024 * 1024;
-        let cluster = TestCluster::start_with(2, |_, b| {
-            b.max_value_size(BIG + 16)
-                .main_cache_capacity(4 * BIG as u64)
-        })
-        .await;
+        let cluster = ClusterSpec::new(2)
+            .configure(|_, b| b.max_value_size(BIG + 16))
+            .configure_group(|_, g| g.main_cache_capacity(4 * BIG as u64))
+            .start()
+            .await;
         let key = cluster.key_owned_by(1, "big");
         cluster.loader.script(&key, Script::Size(BIG));
         let value = cluster.node(0).get(&key).await.unwrap();
@@ -179,9 +179,17 @@ async fn server_builder_limits_concurrent_requests_per_connection() {
         // connection would have arrived within them. The owner's own counters answer.
         let owner = GroupcachePeer::from(cluster.addr(1));
         for round_trip in 1..=WITNESS_ROUND_TRIPS {
-            let witness = cluster.node(2).describe_peer(&owner, None).await.unwrap();
+            let witness = cluster
+                .peer_set(2)
+                .describe_peer(&owner, None)
+                .await
+                .unwrap();
+            let served = witness
+                .stats
+                .group(GROUP)
+                .expect("the owner hosts the group");
             assert_eq!(
-                witness.stats.server_requests, 1,
+                served.server_requests, 1,
                 "one request at a time (round trip {round_trip})"
             );
         }
@@ -234,7 +242,7 @@ async fn keys_an_owner_with_a_lower_key_limit_refuses_name_the_mismatch() {
                 key.len()
             );
             assert!(!err.to_string().contains("max_value_size"), "{err}");
-            assert_eq!(err.peer(), Some(cluster.node(1).me()));
+            assert_eq!(err.peer(), Some(cluster.peer_set(1).me()));
         }
         // An answer, not an outage: no local load hid the mismatch.
         let stats = cluster.node(0).stats();
@@ -254,9 +262,9 @@ async fn describe_peer_refuses_an_over_long_key_before_any_request() {
         // Past the request limit too, where sending it fails in transport. `KeyTooLong` (not
         // the owner's refusal, which reads `InvalidRequest`) shows it was refused here.
         let past = "k".repeat(MAX_KEY + 4096);
-        for peer in [cluster.node(1).me(), cluster.node(0).me()] {
+        for peer in [cluster.peer_set(1).me(), cluster.peer_set(0).me()] {
             let err = cluster
-                .node(0)
+                .peer_set(0)
                 .describe_peer(peer, Some(&past))
                 .await
                 .unwrap_err();
@@ -265,8 +273,8 @@ async fn describe_peer_refuses_an_over_long_key_before_any_request() {
         }
         // A key within the limit is still answered.
         let view = cluster
-            .node(0)
-            .describe_peer(cluster.node(1).me(), Some("fine"))
+            .peer_set(0)
+            .describe_peer(cluster.peer_set(1).me(), Some("fine"))
             .await
             .unwrap();
         assert!(view.owner.is_some());

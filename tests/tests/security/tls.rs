@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use groupcache::{Groupcache, PeerTls};
+use groupcache::Groupcache;
+use groupcache::security::PeerTls;
 use groupcache_tests::pki::TestCa;
-use groupcache_tests::{CountingLoader, TestCluster, within_limit};
+use groupcache_tests::{CountingLoader, GROUP, TestCluster, within_limit};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longer than the connect timeout, so that a failure by timeout would show.
@@ -93,15 +94,16 @@ async fn assert_falls_back_quickly(
     .await;
     let loader = CountingLoader::new();
     let me: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let builder = Groupcache::builder(me, loader.for_node(9))
+    let builder = Groupcache::builder(me)
         .connect_timeout(CONNECT_TIMEOUT)
         .peer_timeout(PEER_TIMEOUT);
-    let requester = match requester_tls {
+    let peer_set = match requester_tls {
         Some(tls) => builder.tls(tls),
         None => builder,
     }
     .build();
-    requester.set_peers([owner.addr(0)]).await.unwrap();
+    let requester = peer_set.group(GROUP, loader.for_node(9)).build().unwrap();
+    peer_set.set_peers([owner.addr(0)]).unwrap();
 
     let key = format!("{case}-key");
     assert_eq!(requester.owner_of(&key).addr(), owner.addr(0), "{case}");
@@ -253,12 +255,9 @@ fn bad_pem_is_a_clear_configuration_error() {
 async fn a_peer_without_a_certificate_cannot_build_a_tls_server() {
     within_limit(async {
         let ca = TestCa::new("cluster CA");
-        let cache = Groupcache::builder(
-            "127.0.0.1:1".parse::<SocketAddr>().unwrap(),
-            CountingLoader::new(),
-        )
-        .tls(PeerTls::new(ca.cert_pem()).unwrap())
-        .build();
+        let cache = Groupcache::builder("127.0.0.1:1".parse::<SocketAddr>().unwrap())
+            .tls(PeerTls::new(ca.cert_pem()).unwrap())
+            .build();
         let err = cache.server_builder().unwrap_err();
         assert!(err.to_string().contains("PeerTls::identity"), "{err}");
     })

@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use groupcache::{ErrorKind, Groupcache};
-use groupcache_pb::v1::GetResponse;
+use groupcache_pb::v2::GetResponse;
 use groupcache_tests::grpc_frames::{frame, message_frame};
-use groupcache_tests::{CountingLoader, within_limit};
+use groupcache_tests::{CountingLoader, GROUP, within_limit};
 use tonic::body::Body;
 use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
@@ -25,6 +25,8 @@ struct Reply {
     content_type: &'static str,
     body: Bytes,
     grpc_status: Option<&'static str>,
+    /// `groupcache-error` in the trailers: the kind an owner marks its own answers with.
+    mark: Option<&'static str>,
 }
 
 /// Answers every request with the same hand-built response.
@@ -32,7 +34,7 @@ struct Reply {
 struct FakeOwner(Reply);
 
 impl NamedService for FakeOwner {
-    const NAME: &'static str = "groupcache.v1.Groupcache";
+    const NAME: &'static str = "groupcache.v2.Groupcache";
 }
 
 impl tower::Service<http::Request<Body>> for FakeOwner {
@@ -50,6 +52,9 @@ impl tower::Service<http::Request<Body>> for FakeOwner {
             let mut trailers = http::HeaderMap::new();
             if let Some(status) = reply.grpc_status {
                 trailers.insert("grpc-status", status.parse().unwrap());
+            }
+            if let Some(mark) = reply.mark {
+                trailers.insert("groupcache-error", mark.parse().unwrap());
             }
             let data = http_body_util::Full::new(reply.body);
             let with_trailers =
@@ -82,10 +87,9 @@ async fn outcome_of(case: &str, reply: Reply) -> Outcome {
     );
     let loader = CountingLoader::new();
     let me: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let requester = Groupcache::builder(me, loader.for_node(0))
-        .max_value_size(1024)
-        .build();
-    requester.set_peers([owner]).await.unwrap();
+    let peer_set = Groupcache::builder(me).max_value_size(1024).build();
+    let requester = peer_set.group(GROUP, loader.for_node(0)).build().unwrap();
+    peer_set.set_peers([owner]).unwrap();
 
     let result = requester.get("k").await;
     let stats = requester.stats();
@@ -117,6 +121,7 @@ fn grpc(body: Bytes, status: Option<&'static str>) -> Reply {
         content_type: "application/grpc",
         body,
         grpc_status: status,
+        mark: None,
     }
 }
 
@@ -161,6 +166,7 @@ async fn malformed_replies_fall_back_and_undecodable_values_are_codec_errors() {
                     content_type: "text/html",
                     body: Bytes::from_static(b"<html>bad gateway</html>"),
                     grpc_status: None,
+                    mark: None,
                 },
                 Outcome::FellBack,
             ),
@@ -184,6 +190,23 @@ async fn malformed_replies_fall_back_and_undecodable_values_are_codec_errors() {
                 grpc(value(b"\x02\xff\xfe"), Some("0")),
                 Outcome::Error(ErrorKind::Codec),
             ),
+            // The owner says it does not host the group: an answer (the peers were set up
+            // with different groups), never hidden by a local load.
+            (
+                "an unknown group",
+                Reply {
+                    mark: Some("unknown-group"),
+                    ..grpc(Bytes::new(), Some("5"))
+                },
+                Outcome::Error(ErrorKind::UnknownGroup),
+            ),
+            // Something at the owner's address that has no groupcache.v2 service (an older
+            // peer, another program): a configuration error, not an outage.
+            (
+                "no such service or method",
+                grpc(Bytes::new(), Some("12")),
+                Outcome::Error(ErrorKind::WrongService),
+            ),
         ];
         for (case, reply, expected) in cases {
             assert_eq!(outcome_of(case, reply).await, expected, "{case}");
@@ -198,8 +221,11 @@ async fn a_well_formed_reply_is_used() {
         // The control: the same fake owner with a correct reply is trusted as is.
         let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let owner = incoming.local_addr().unwrap();
-        let encoded =
-            groupcache::Codec::<String>::encode(&groupcache::Postcard, &"hi".to_owned()).unwrap();
+        let encoded = groupcache::codec::Codec::<String>::encode(
+            &groupcache::codec::Postcard,
+            &"hi".to_owned(),
+        )
+        .unwrap();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(FakeOwner(grpc(
@@ -209,9 +235,9 @@ async fn a_well_formed_reply_is_used() {
                 .serve_with_incoming(incoming),
         );
         let loader = CountingLoader::new();
-        let requester =
-            Groupcache::builder("127.0.0.1:1".parse::<SocketAddr>().unwrap(), loader).build();
-        requester.set_peers([owner]).await.unwrap();
+        let peer_set = Groupcache::builder("127.0.0.1:1".parse::<SocketAddr>().unwrap()).build();
+        let requester = peer_set.group(GROUP, loader).build().unwrap();
+        peer_set.set_peers([owner]).unwrap();
         assert_eq!(requester.get("k").await.unwrap(), "hi");
         assert_eq!(requester.stats().peer_loads, 1);
         server.abort();
