@@ -336,28 +336,16 @@ impl ValueLoader for Points {
 async fn a_value_type_without_serde_is_cached_across_peers_with_its_codec() {
     within_limit(async {
         let loads = Loads::default();
-        let mut peers = Vec::new();
-        for _ in 0..2 {
-            let incoming = groupcache::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            let cache = Groupcache::builder(incoming.local_addr().unwrap()).build();
+        let peers = groupcache_tests::start_like_the_quick_start(2, |me| {
+            let cache = Groupcache::builder(me).build();
             let points = cache
                 .group("points", Points(loads.clone()))
                 .codec(PointCodec)
                 .build()
                 .unwrap();
-            tokio::spawn(
-                cache
-                    .server_builder()
-                    .unwrap()
-                    .add_service(cache.grpc_service())
-                    .serve_with_incoming(incoming),
-            );
-            peers.push((cache, points));
-        }
-        let members: Vec<GroupcachePeer> = peers.iter().map(|(c, _)| c.me().clone()).collect();
-        for (cache, _) in &peers {
-            cache.set_peers(members.clone()).unwrap();
-        }
+            (cache, points)
+        })
+        .await;
         for i in 0..20 {
             let key = i.to_string();
             for (_, points) in &peers {
