@@ -5,8 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(["groupcache.proto"], ["proto"])?;
     tonic_prost_build::configure()
-        // `bytes` fields become `bytes::Bytes`, so a value is shared, not copied, from the
-        // cache into the reply.
+        // `bytes` fields become `bytes::Bytes`: a reply's value is a reference to the cached
+        // bytes until tonic encodes it (one copy, into its send buffer), and a received value is
+        // a slice of the frame it arrived in, not a copy.
         .bytes(".")
         .compile_fds(descriptors)?;
     Ok(())

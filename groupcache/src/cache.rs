@@ -88,8 +88,8 @@ pub(crate) struct Tier<V> {
 enum KeepEncoded {
     /// A copy of exactly their length: the main tier, which answers peers.
     Copy,
-    /// The bytes as they are: a main tier whose codec's bytes share the value's own buffer
-    /// ([`Codec::encoded_shares_value`](crate::codec::Codec::encoded_shares_value)).
+    /// The bytes as they are: a main tier whose codec says they may be kept so
+    /// ([`Codec::keep_encoded_as_is`](crate::codec::Codec::keep_encoded_as_is)).
     AsIs,
     /// Nothing, only the decoded value: the hot tier.
     Nothing,

@@ -45,6 +45,23 @@ use crate::BoxError;
 /// let bytes = PointCodec.encode(&Point { x: 1.0, y: -2.5 }).unwrap();
 /// assert_eq!(PointCodec.decode(bytes).unwrap(), Point { x: 1.0, y: -2.5 });
 /// ```
+///
+/// Without a codec of its own, a type without serde does not compile: the default, postcard,
+/// needs `Serialize + DeserializeOwned`.
+///
+/// ```compile_fail
+/// # use groupcache::{BoxError, Groupcache, ValueLoader};
+/// #[derive(Clone)]
+/// struct NoSerde;
+/// struct Loader;
+/// #[groupcache::async_trait]
+/// impl ValueLoader for Loader {
+///     type Value = NoSerde;
+///     async fn load(&self, _: &str) -> Result<NoSerde, BoxError> { Ok(NoSerde) }
+/// }
+/// let cache = Groupcache::builder("127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap()).build();
+/// let group = cache.group("g", Loader).build(); // error: `Postcard` is not a codec for `NoSerde`
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a codec for values of type `{V}`",
     note = "the default codec, `Postcard`, needs `{V}: serde::Serialize + serde::de::DeserializeOwned`; \
@@ -72,11 +89,12 @@ pub trait Codec<V>: Send + Sync + 'static {
     /// Malformed input; the caller gets [`ErrorKind::Codec`](crate::ErrorKind::Codec).
     fn decode(&self, bytes: Bytes) -> Result<V, BoxError>;
 
-    /// Whether [`encode`](Codec::encode) returns bytes that share the value's own buffer, as
-    /// [`Raw`] does for `Bytes` values. The main cache then keeps them as they are (the value
-    /// keeps that buffer alive anyway) instead of a copy of exactly their length. Default:
-    /// `false`.
-    fn encoded_shares_value(&self) -> bool {
+    /// Whether the main cache may keep the bytes [`encode`](Codec::encode) returns as they
+    /// are, instead of a copy of exactly their length. True when they share the value's own
+    /// buffer (the value keeps it alive anyway), as [`Raw`] does for `Bytes`, or are a buffer
+    /// of exactly their length made for them, as [`Raw`] does for `Vec<u8>`. Default: `false`,
+    /// since an encoder may return a slice of a larger buffer, which keeping would pin.
+    fn keep_encoded_as_is(&self) -> bool {
         false
     }
 }
@@ -84,9 +102,12 @@ pub trait Codec<V>: Send + Sync + 'static {
 /// The pass-through codec for raw bytes: a `Bytes` or `Vec<u8>` value is sent as it is.
 ///
 /// For `Bytes`, encoding is a reference-count bump and the owner's main cache holds one buffer
-/// per value, shared by the decoded value and the bytes peers receive: zero-copy on the owner.
-/// The asking peer copies a reply out of the network buffer it arrived in (once per fetch), so
-/// that a hot copy holds exactly its bytes. For `Vec<u8>` both directions copy once.
+/// per value, shared by the decoded value and the bytes peers are sent: no copy when the value
+/// is encoded or stored (tonic still copies each reply into its send buffer). A `Bytes` that
+/// is a slice of a larger buffer keeps that buffer alive: return values that own exactly their
+/// bytes. The asking peer copies a reply out of the network buffer it arrived in (once per
+/// fetch), so that a hot copy holds exactly its bytes. For `Vec<u8>`, encoding and decoding
+/// copy once each.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -109,7 +130,7 @@ impl Codec<Bytes> for Raw {
         Ok(Bytes::copy_from_slice(&bytes))
     }
 
-    fn encoded_shares_value(&self) -> bool {
+    fn keep_encoded_as_is(&self) -> bool {
         true
     }
 }
@@ -121,6 +142,11 @@ impl Codec<Vec<u8>> for Raw {
 
     fn decode(&self, bytes: Bytes) -> Result<Vec<u8>, BoxError> {
         Ok(bytes.to_vec())
+    }
+
+    /// `encode` made a buffer of exactly the value's length: no second copy.
+    fn keep_encoded_as_is(&self) -> bool {
+        true
     }
 }
 
@@ -196,8 +222,9 @@ mod tests {
         let value = Bytes::from(vec![1, 2, 3]);
         let encoded = Raw.encode(&value).unwrap();
         assert_eq!(encoded.as_ptr(), value.as_ptr());
-        assert!(Codec::<Bytes>::encoded_shares_value(&Raw));
-        assert!(!Codec::<Vec<u8>>::encoded_shares_value(&Raw));
+        assert!(Codec::<Bytes>::keep_encoded_as_is(&Raw));
+        assert!(Codec::<Vec<u8>>::keep_encoded_as_is(&Raw));
+        assert!(!Codec::<String>::keep_encoded_as_is(&Postcard));
         // Decoding copies out of the (network) buffer, so a hot copy owns exactly its bytes.
         let decoded: Bytes = Raw.decode(encoded.clone()).unwrap();
         assert_eq!(decoded, value);

@@ -70,7 +70,8 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
     }
 
     /// Capacity of the hot cache (copies of values owned by other peers), in bytes. Default:
-    /// 1/8 of the main cache capacity. `0` disables it.
+    /// 1/8 of the main cache capacity (so `main_cache_capacity(0)` alone turns both off: set
+    /// this too for a peer that keeps hot copies but owns nothing). `0` disables it.
     pub fn hot_cache_capacity(mut self, bytes: u64) -> Self {
         self.hot_capacity = Some(bytes);
         self
@@ -178,7 +179,7 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             max_entry,
             self.main_ttl,
         );
-        let main = if self.codec.encoded_shares_value() {
+        let main = if self.codec.keep_encoded_as_is() {
             main.keeping_encoded_as_is()
         } else {
             main

@@ -121,7 +121,12 @@ impl Groupcache {
     /// [`ErrorKind::UnknownGroup`](crate::ErrorKind::UnknownGroup).
     ///
     /// A group's settings (capacities, time to live, hot cache policy, codec) are its own; the
-    /// ring, peer timeout, key and value limits, token and TLS are the peer set's.
+    /// ring, peer timeout, key and value limits, token and TLS are the peer set's. Build every
+    /// group before the server serves and discovery advertises this peer.
+    ///
+    /// A loader that reads other groups should hold their [`Group`] handles, not the
+    /// `Groupcache`: the peer set holds its groups, so a loader holding the peer set makes a
+    /// cycle that is never freed.
     pub fn group<V: Clone + Send + Sync + 'static>(
         &self,
         name: impl Into<String>,

@@ -66,9 +66,9 @@
 //!    once across the cluster while it stays cached. Each peer sends at most one request per
 //!    key at a time.
 //! 3. **Detached loads.** A load runs in its own task: callers that give up do not cancel it.
-//! 4. **Panics and errors.** A panic in the loader, the codec or the hot cache policy is
-//!    caught and returned to every waiter as that code's error. Errors are never cached; all
-//!    waiters of one load share the same error.
+//! 4. **Panics and errors.** A panic in the loader or the codec is caught and returned to every
+//!    waiter as that code's error (a panicking hot cache policy keeps no copy, and is logged).
+//!    Errors are never cached; all waiters of one load share the same error.
 //! 5. **Fallback.** If the owner cannot be reached, the value is loaded locally (still
 //!    deduplicated), counted in [`Stats::peer_errors`](stats::Stats::peer_errors) and never
 //!    stored in this peer's main cache. The owner's own answers (loader error, not found,

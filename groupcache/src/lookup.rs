@@ -3,8 +3,11 @@
 //! `get` → [`GroupState::lookup`]: hot tier, main tier, then one fetch flight per key
 //! ([`GroupState::fetch`]): the owner over gRPC, or [`GroupState::load`] here (one load flight
 //! per key, shared with peers' requests), which calls the loader, encodes once and stores.
-//! Peers' requests enter at [`GroupState::serve_get`]. The user's code (loader, codec, hot
-//! cache policy) runs under [`user_code`], the only place a panic is caught.
+//! Peers' requests enter at `serve_get`. The user's code (loader, codec, hot cache policy) runs
+//! under `user_code`, where its panics are caught (the only other catches guard against a
+//! panicking tonic reply decoder, in `peer/client.rs`, and a discovery provider). The loader
+//! runs inside the trace context of the `get` or peer request that started its load, so that
+//! clients it calls with [`PropagateTrace`](crate::trace::PropagateTrace) join that trace.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -194,7 +197,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         match ticket.wait().await {
             Ok(fetched) => (Ok(fetched.entry.value.clone()), fetched.outcome),
-            Err(err) => (Err(err), Outcome::Error),
+            Err(err) => (Err(self.tag_abandoned(err, key)), Outcome::Error),
         }
     }
 
@@ -220,6 +223,25 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     }
 
     fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
+        if matches!(
+            err.kind(),
+            ErrorKind::UnknownGroup
+                | ErrorKind::WrongService
+                | ErrorKind::InvalidRequest
+                | ErrorKind::Codec
+        ) {
+            self.counters.peer_refusals.bump();
+            if let Some(since_last) = client.log_misconfigured() {
+                tracing::error!(
+                    group = %self.name,
+                    error = %err,
+                    similar_since_last = since_last,
+                    "the owner's answer means the peers are configured apart (repeats are \
+                     logged at most every {:?}; Stats::peer_refusals counts each)",
+                    REPEATED_FAILURE_LOG_INTERVAL
+                );
+            }
+        }
         if err.kind() == ErrorKind::Unauthenticated {
             self.counters.auth_failures.bump();
             if let Some(since_last) = client.log_refused() {
@@ -252,7 +274,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             return found(entry, Outcome::HotHit);
         }
         let client = match self.node.route(&key) {
-            Route::Local => return found(self.load(&key).await?, Outcome::LocalLoad),
+            Route::Local => {
+                return found(self.load(&key, context).await?, Outcome::LocalLoad);
+            }
             Route::Remote(client) => client,
         };
         let context = context.map(|c| c.child());
@@ -289,7 +313,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                         REPEATED_FAILURE_LOG_INTERVAL
                     );
                 }
-                found(self.load(&key).await?, Outcome::Fallback)
+                found(self.load(&key, context).await?, Outcome::Fallback)
             }
         }
     }
@@ -386,6 +410,11 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
         let entry = self.hot.insert(key, value, encoded, superseded);
+        // A membership change may have made this peer the owner since the fetch began, after
+        // its scan of the hot cache: lookups read the hot cache first, so drop the copy.
+        if self.node.owns(key) {
+            self.hot.remove_if_same(key, &entry);
+        }
         self.publish_sizes();
         entry
     }
@@ -399,15 +428,40 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     }
 
     /// Loads `key` with the loader, one flight per key, shared with peer requests.
-    async fn load(self: &Arc<Self>, key: &str) -> Result<Arc<Entry<V>>, Error> {
+    /// `context` is the trace of the caller that starts the load, if any: the loader runs in
+    /// a child of it (a caller that joins a running load shares the leader's).
+    async fn load(
+        self: &Arc<Self>,
+        key: &str,
+        context: Option<TraceContext>,
+    ) -> Result<Arc<Entry<V>>, Error> {
         let this = Arc::clone(self);
         let owned = key.to_owned();
         let ticket = self.loads.join(key, move |superseded| {
             // A child of the span that started the load: a fetch, or a peer's request.
             let span = tracing::debug_span!("groupcache.load");
-            async move { this.load_now(owned, superseded).await }.instrument(span)
+            async move {
+                let load = this.load_now(owned, superseded);
+                match context {
+                    Some(context) => context.child().scope(load).await,
+                    None => load.await,
+                }
+            }
+            .instrument(span)
         });
-        ticket.wait().await
+        ticket
+            .wait()
+            .await
+            .map_err(|err| self.tag_abandoned(err, key))
+    }
+
+    /// An `Abandoned` error (made for each waiter by the flight) names its group and key.
+    fn tag_abandoned(&self, err: Error, key: &str) -> Error {
+        if err.kind() == ErrorKind::Abandoned {
+            err.with_group(&self.name).with_key(key)
+        } else {
+            err
+        }
     }
 
     /// A load flight: calls the loader, encodes once, stores.
@@ -492,13 +546,17 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
     /// Never from the hot cache: a hot copy is only as fresh as its TTL allows, and the asker
     /// would keep it for a TTL of its own, so staleness would add up from peer to peer.
-    async fn serve_get_now(self: Arc<Self>, key: String) -> Result<Bytes, Error> {
+    async fn serve_get_now(
+        self: Arc<Self>,
+        key: String,
+        context: Option<TraceContext>,
+    ) -> Result<Bytes, Error> {
         self.counters.server_requests.bump();
         self.check_key(&key)?;
         if let Some(entry) = self.main.get(&key) {
             return Ok(entry.encoded.clone());
         }
-        Ok(self.load(&key).await?.encoded.clone())
+        Ok(self.load(&key, context).await?.encoded.clone())
     }
 
     /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
@@ -518,8 +576,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
 
 /// What the peer service needs of a group, whatever its value type.
 pub(crate) trait HostedGroup: Send + Sync + 'static {
-    /// Answers a peer's `Get` with the encoded value.
-    fn serve_get(self: Arc<Self>, key: String) -> BoxFuture<'static, Result<Bytes, Error>>;
+    /// Answers a peer's `Get` with the encoded value; a load it starts runs in `context`.
+    fn serve_get(
+        self: Arc<Self>,
+        key: String,
+        context: Option<TraceContext>,
+    ) -> BoxFuture<'static, Result<Bytes, Error>>;
     /// Answers a peer's `Remove`.
     fn serve_remove(&self, key: &str) -> Result<(), Error>;
     /// The group's stats.
@@ -531,8 +593,12 @@ pub(crate) trait HostedGroup: Send + Sync + 'static {
 }
 
 impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
-    fn serve_get(self: Arc<Self>, key: String) -> BoxFuture<'static, Result<Bytes, Error>> {
-        Box::pin(self.serve_get_now(key))
+    fn serve_get(
+        self: Arc<Self>,
+        key: String,
+        context: Option<TraceContext>,
+    ) -> BoxFuture<'static, Result<Bytes, Error>> {
+        Box::pin(self.serve_get_now(key, context))
     }
 
     fn serve_remove(&self, key: &str) -> Result<(), Error> {

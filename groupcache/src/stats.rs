@@ -125,7 +125,8 @@ counters! {
     hot_hits => "hot_hits_total",
     /// `get`s answered from the main cache.
     main_hits => "main_hits_total",
-    /// `get`s that missed both caches: `gets - hot_hits - main_hits - rejected_keys`.
+    /// `get`s that missed both caches: `gets - hot_hits - main_hits` less the `get`s refused
+    /// for their key.
     loads => "loads_total",
     /// `loads` after deduplication: the misses that started a fetch or load of their own. The
     /// other `loads - loads_deduped` joined one already running.
@@ -138,9 +139,9 @@ counters! {
     /// Values fetched from their owners (successful `Get` RPCs).
     peer_loads => "peer_loads_total",
     /// Peer RPCs that failed in transport (connection refused or reset, no answer within the
-    /// peer timeout, `Unavailable`) and led to a local load. Refusals that mean
-    /// misconfiguration are returned to the caller instead; only `Unauthenticated` ones are
-    /// counted, in `auth_failures`.
+    /// peer timeout, `Unavailable`): a `get` then loads locally, a `remove` returns the error.
+    /// Refusals that mean misconfiguration are returned to the caller instead, counted in
+    /// `auth_failures` and `peer_refusals`.
     peer_errors => "peer_errors_total",
     /// Fetches that fell back to a local load because the owner could not be reached. The
     /// local load may be shared with other callers (or find the value cached), so this can
@@ -153,8 +154,15 @@ counters! {
     server_requests => "server_requests_total",
     /// Calls to `remove` on this peer.
     removes => "removes_total",
-    /// Keys refused before any work because they exceed the maximum key length.
+    /// Keys refused before any work because they exceed the maximum key length: by `get`,
+    /// `remove`, and this peer's service for requests from other peers.
     rejected_keys => "rejected_keys_total",
+    /// Peer RPCs whose answer means the peers are configured apart, returned to the caller and
+    /// never hidden behind a local load: the owner does not host the group, no groupcache
+    /// service answers there, the owner refused the request (its key limit is smaller), or the
+    /// value did not encode or decode (the peers disagree on the codec or value type).
+    /// Refused credentials are `auth_failures`. Anything but zero needs a look at the config.
+    peer_refusals => "peer_refusals_total",
 }
 
 counters! {
@@ -336,6 +344,7 @@ mod tests {
                 "server_requests" => &counters.server_requests,
                 "removes" => &counters.removes,
                 "rejected_keys" => &counters.rejected_keys,
+                "peer_refusals" => &counters.peer_refusals,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -348,6 +357,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.rejected_keys, Counters::NAMES.len() as u64);
+        assert_eq!(back.peer_refusals, Counters::NAMES.len() as u64);
     }
 }

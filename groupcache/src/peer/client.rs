@@ -110,6 +110,8 @@ pub(crate) struct PeerClient {
     /// credentials" each get a line, then one per interval (shared by clones).
     unreachable_log: std::sync::Arc<LogThrottle>,
     refused_log: std::sync::Arc<LogThrottle>,
+    /// "The owner refused the request as misconfigured" (unknown group, wrong service, ...).
+    misconfigured_log: std::sync::Arc<LogThrottle>,
 }
 
 impl PeerClient {
@@ -139,6 +141,7 @@ impl PeerClient {
             telemetry,
             unreachable_log: std::sync::Arc::default(),
             refused_log: std::sync::Arc::default(),
+            misconfigured_log: std::sync::Arc::default(),
         })
     }
 
@@ -154,6 +157,11 @@ impl PeerClient {
     /// Whether to log this refusal of our credentials (see [`LogThrottle::admit`]).
     pub(crate) fn log_refused(&self) -> Option<u64> {
         self.refused_log.admit()
+    }
+
+    /// Whether to log this answer that means misconfiguration (see [`LogThrottle::admit`]).
+    pub(crate) fn log_misconfigured(&self) -> Option<u64> {
+        self.misconfigured_log.admit()
     }
 
     /// Asks the peer for the encoded value of `key` in `group`, as part of the trace

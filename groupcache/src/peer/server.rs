@@ -74,7 +74,11 @@ impl GroupcacheRpc for PeerHandler {
             parent_span_id = Empty,
             span_id = Empty,
         );
-        if !span.is_disabled() {
+        // The serve span's context when spans are on; the asker's, if it sent one, otherwise.
+        // A load this request starts runs in (a child of) it.
+        let context = if span.is_disabled() {
+            parent
+        } else {
             let context = parent.map_or_else(TraceContext::new_root, |p| p.child());
             if let Some(shown) = self.peer_set.node().trace_keys().show(&key) {
                 span.record("key", shown.as_str());
@@ -84,10 +88,11 @@ impl GroupcacheRpc for PeerHandler {
             if let Some(parent) = parent {
                 span.record("parent_span_id", parent.span_id().as_str());
             }
-        }
+            Some(context)
+        };
         // Rule 6: answer here, from cache or loader, never forward, whatever our ring says.
         let value = hosted
-            .serve_get(key)
+            .serve_get(key, context)
             .instrument(span)
             .await
             .map_err(|err| to_status(&err))?;

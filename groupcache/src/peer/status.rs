@@ -69,7 +69,19 @@ pub(crate) fn to_status(err: &Error) -> Status {
         ErrorKind::LoaderPanicked | ErrorKind::Codec => Code::Internal,
         // The load was cut short here (e.g. shutting down): the asker should load it itself.
         ErrorKind::Abandoned => Code::Unavailable,
-        _ => Code::Unknown,
+        // `Loader` is marked below, so the asker returns it. No handler serves the others to a
+        // peer (they arise on the asking side, or at build time). Listed one by one, with no
+        // wildcard, so that a new kind needs a decision here: an unmarked status reads as an
+        // outage on the asker, which then loads locally.
+        ErrorKind::Loader
+        | ErrorKind::Peer
+        | ErrorKind::Unauthenticated
+        | ErrorKind::InvalidRequest
+        | ErrorKind::Config
+        | ErrorKind::GroupExists
+        | ErrorKind::WrongService
+        | ErrorKind::NotAMember
+        | ErrorKind::Connect => Code::Unknown,
     };
     let mut status = Status::new(code, truncate(err.detail(), MAX_DETAIL));
     if let Some(name) = err.kind().wire_name() {

@@ -119,6 +119,7 @@ async fn counters_move_exactly_and_reach_prometheus() {
             ("server_requests", stats.server_requests, 0),
             ("removes", stats.removes, 0),
             ("rejected_keys", stats.rejected_keys, 1),
+            ("peer_refusals", stats.peer_refusals, 0),
         ];
         for (name, got, want) in counted {
             assert_eq!(got, want, "{name}: {stats:?}");
@@ -197,8 +198,10 @@ async fn counters_move_exactly_and_reach_prometheus() {
             let name = format!("{name}{test}");
             assert_eq!(value(&name), expected as f64, "{name}");
         }
-        // The other group's get counts under its own label.
+        // The other group's get counts under its own label, and so does the owner's refusal.
         assert_eq!(value("node0_gets_total{group=\"extra\"}"), 1.0);
+        assert_eq!(extra.stats().peer_refusals, 1);
+        assert_eq!(value("node0_peer_refusals_total{group=\"extra\"}"), 1.0);
         for (name, expected) in [
             ("node0_unauthenticated_requests_total", 0),
             ("node0_timed_out_requests_total", 0),

@@ -251,12 +251,14 @@ async fn a_group_the_owner_does_not_host_is_a_clear_error_and_no_load() {
             (stats.local_loads, stats.fallback_loads, stats.peer_errors),
             (0, 0, 0)
         );
-        // The owner counted the request it could not serve.
+        // The asker counted the refusal, and the owner the request it could not serve.
+        assert_eq!(stats.peer_refusals, 1);
         assert_eq!(peers[1].cache.stats().unknown_group_requests, 1);
         // `remove` too.
         let err = extra.remove(&remote_key).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownGroup, "{err}");
         assert_eq!(peers[1].cache.stats().unknown_group_requests, 2);
+        assert_eq!(extra.stats().peer_refusals, 2);
         // The groups both peers host still work.
         assert_eq!(
             peers[0].names.get(&remote_key).await.unwrap(),

@@ -5,6 +5,7 @@
 mod cluster;
 mod groups;
 mod introspection;
+mod loader_trace;
 mod model;
 mod public_types;
 mod quick_start;
