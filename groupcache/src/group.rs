@@ -85,6 +85,32 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     ///
     /// If called outside a tokio runtime: loads run as tokio tasks.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// use groupcache::ErrorKind;
+    ///
+    /// assert_eq!(users.get("user-42").await?, "user #42");
+    /// match users.get("nobody").await {
+    ///     Err(err) if err.kind() == ErrorKind::NotFound => {} // an answer, not a failure
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// [`ErrorKind::KeyTooLong`]: crate::ErrorKind::KeyTooLong
     /// [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
     /// [`ErrorKind::Loader`]: crate::ErrorKind::Loader
@@ -153,6 +179,27 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     /// told: [`ErrorKind::Peer`](crate::ErrorKind::Peer) (not reachable), or its refusal (for
     /// example [`ErrorKind::UnknownGroup`](crate::ErrorKind::UnknownGroup) or
     /// [`ErrorKind::Unauthenticated`](crate::ErrorKind::Unauthenticated)).
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// users.get("user-7").await?;
+    /// users.remove("user-7").await?; // after a write to the database
+    /// assert_eq!(users.get("user-7").await?, "user #7"); // loaded again
+    /// assert_eq!(users.stats().local_loads, 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn remove(&self, key: &str) -> Result<(), Error> {
         self.state.remove(key).await
     }
@@ -170,6 +217,28 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     }
 
     /// A snapshot of this group's counters and cache sizes on this peer. Reads only.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// users.get("user-1").await?;
+    /// users.get("user-1").await?;
+    /// let stats = users.stats();
+    /// assert_eq!((stats.gets, stats.main_hits, stats.local_loads), (2, 1, 1));
+    /// assert_eq!(stats.main_cache.entries, 1);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
         self.state.stats()

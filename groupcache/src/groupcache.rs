@@ -127,6 +127,35 @@ impl Groupcache {
     /// A loader that reads other groups should hold their [`Group`] handles, not the
     /// `Groupcache`: the peer set holds its groups, so a loader holding the peer set makes a
     /// cycle that is never freed.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> { Ok(key.into()) }
+    /// # }
+    /// # struct Sessions;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Sessions {
+    /// #     type Value = Vec<u8>;
+    /// #     async fn load(&self, key: &str) -> Result<Vec<u8>, BoxError> { Ok(key.into()) }
+    /// # }
+    /// use std::time::Duration;
+    ///
+    /// let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// let users = cache.group("users", Users).build()?;
+    /// let sessions = cache
+    ///     .group("sessions", Sessions)
+    ///     .codec(groupcache::codec::Raw)
+    ///     .main_cache_capacity(16 * 1024 * 1024)
+    ///     .main_cache_ttl(Some(Duration::from_secs(300)))
+    ///     .build()?;
+    /// assert_eq!(cache.group_names(), ["sessions", "users"]);
+    /// # let _ = (users, sessions);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn group<V: Clone + Send + Sync + 'static>(
         &self,
         name: impl Into<String>,
@@ -136,7 +165,23 @@ impl Groupcache {
     }
 
     /// The group `name`, if this peer set hosts one with values of type `V` (Go groupcache's
-    /// `GetGroup`).
+    /// `GetGroup`); `None` if there is none of that name, or its values are of another type.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> { Ok(key.into()) }
+    /// # }
+    /// let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// cache.group("users", Users).build()?;
+    /// let users = cache.get_group::<String>("users").expect("built above");
+    /// assert_eq!(users.name(), "users");
+    /// assert!(cache.get_group::<u64>("users").is_none(), "another value type");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_group<V: Clone + Send + Sync + 'static>(&self, name: &str) -> Option<Group<V>> {
         self.peer_set.typed::<V>(name).map(Group::from_state)
     }
@@ -265,6 +310,22 @@ impl Groupcache {
     /// Adds one peer to the membership (no change if it is already a member), for push-based
     /// discovery.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), groupcache::Error> {
+    /// use std::net::SocketAddr;
+    ///
+    /// let me: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+    /// let other: SocketAddr = "10.0.0.2:8080".parse().unwrap();
+    /// let cache = groupcache::Groupcache::builder(me).build();
+    /// cache.add_peer(me)?;
+    /// cache.add_peer(other)?; // a pod became ready
+    /// assert_eq!(cache.peers().len(), 2);
+    /// cache.remove_peer(other)?; // it is terminating
+    /// assert_eq!(cache.peers(), [me.into()]);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`set_peers`](Self::set_peers).
@@ -310,12 +371,40 @@ impl Groupcache {
 
     /// A snapshot of this peer's counters: its service's, and every group's with its cache
     /// sizes. Reads only.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> { Ok(key.into()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// let users = cache.group("users", Users).build()?;
+    /// users.get("ada").await?;
+    /// let stats = cache.stats();
+    /// assert_eq!(stats.unknown_group_requests, 0);
+    /// assert_eq!(stats.group("users").map(|s| s.local_loads), Some(1));
+    /// // As JSON, e.g. for a /stats endpoint: {"groups":{"users":{...}},"timed_out_requests":0,...}
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn stats(&self) -> PeerSetStats {
         self.peer_set.stats()
     }
 
     /// This peer's view of the cluster; with `key`, also who owns it here.
+    ///
+    /// ```
+    /// let me: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    /// let cache = groupcache::Groupcache::builder(me).build();
+    /// let view = cache.describe(Some("user-42"));
+    /// assert_eq!(view.owner, Some(me.into()), "with no ring, every key is this peer's");
+    /// assert_eq!(view.virtual_nodes, groupcache::defaults::VIRTUAL_NODES);
+    /// ```
     #[must_use]
     pub fn describe(&self, key: Option<&str>) -> PeerView {
         crate::describe::local(&self.peer_set, key)
