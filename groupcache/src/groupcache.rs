@@ -265,6 +265,15 @@ impl Groupcache {
         crate::security::PeerTokenLayer::new(self.peer_set.token_check())
     }
 
+    /// A tower layer for your own server that handles each request carrying a `traceparent`
+    /// header inside that trace, so that the `get`s its handlers make join the caller's
+    /// trace; see [`TraceLayer`](crate::trace::TraceLayer). The peer service needs none: it
+    /// reads the header itself.
+    #[must_use]
+    pub fn trace_layer(&self) -> crate::trace::TraceLayer {
+        crate::trace::TraceLayer::new()
+    }
+
     // ===== membership =====
 
     /// Replaces the cluster membership with exactly `peers`: [`GroupcachePeer`]s or

@@ -101,9 +101,9 @@
 //! | [`cache`] | [`CacheBackend`](cache::CacheBackend), [`HotCachePolicy`](cache::HotCachePolicy), [`PromoteOneIn`](cache::PromoteOneIn) |
 //! | [`discovery`] | [`DiscoveryDriver`](discovery::DiscoveryDriver) and providers: static, file, DNS, yours |
 //! | [`peer`] | [`GroupcachePeer`], [`GroupcacheService`](peer::GroupcacheService), connectors, listeners, [`PeerView`](peer::PeerView) |
-//! | [`security`] | [`PeerToken`](security::PeerToken), `PeerTls` |
+//! | [`security`] | [`PeerToken`](security::PeerToken), `PeerTls`, [`PeerTokenLayer`](security::PeerTokenLayer) |
 //! | [`stats`] | [`Stats`](stats::Stats) (a group), [`PeerSetStats`](stats::PeerSetStats) (the service and every group) |
-//! | [`trace`] | [`TraceContext`](trace::TraceContext), [`TraceKeys`](trace::TraceKeys) |
+//! | [`trace`] | [`TraceContext`](trace::TraceContext), [`TraceKeys`](trace::TraceKeys), [`TraceLayer`](trace::TraceLayer) (server), [`PropagateTrace`](trace::PropagateTrace) (client) |
 //! | [`defaults`] | every default, in one table |
 //!
 //! # Cargo features

@@ -166,6 +166,78 @@ impl tonic::service::Interceptor for PropagateTrace {
     }
 }
 
+/// A tower layer for a server of your own: every request carrying a valid `traceparent` header
+/// is handled inside that trace context ([`TraceContext::scope`]), so that the `get`s its
+/// handler makes join the caller's trace, on this peer and on every owner they reach. From
+/// [`Groupcache::trace_layer`](crate::Groupcache::trace_layer) or [`TraceLayer::new`]. A
+/// request without one is handled as before (each `get` then starts a trace of its own).
+///
+/// ```
+/// # fn run(cache: groupcache::Groupcache) -> Result<(), groupcache::Error> {
+/// let server = cache
+///     .server_builder()?
+///     .layer(groupcache::trace::TraceLayer::new());
+/// # let _ = server;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceLayer;
+
+impl TraceLayer {
+    /// The layer.
+    #[must_use]
+    pub fn new() -> Self {
+        TraceLayer
+    }
+}
+
+impl<S> tower_layer::Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> TraceService<S> {
+        TraceService { inner }
+    }
+}
+
+/// The service [`TraceLayer`] wraps around yours.
+#[derive(Debug, Clone)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for TraceService<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        futures_util::future::BoxFuture<'static, Result<S::Response, S::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let context = request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        let answer = self.inner.call(request);
+        match context {
+            Some(context) => futures_util::future::Either::Right(Box::pin(context.scope(answer))),
+            None => futures_util::future::Either::Left(answer),
+        }
+    }
+}
+
 /// Draws until the id is not zero (an all-zero id is invalid).
 fn nonzero<T: PartialEq + Default>(mut draw: impl FnMut() -> T) -> T {
     loop {
@@ -268,5 +340,58 @@ mod tests {
         let context = TraceContext::new_root();
         let seen = context.scope(async { TraceContext::current() }).await;
         assert_eq!(seen, Some(context));
+    }
+
+    #[tokio::test]
+    async fn the_trace_layer_runs_each_request_in_the_trace_it_carries() {
+        use tower_layer::Layer;
+        use tower_service::Service;
+
+        let inner = tower_service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(TraceContext::current().map(|c| c.trace_id()))
+        });
+        let mut service = TraceLayer::new().layer(inner);
+        let caller = TraceContext::new_root();
+        let traced = http::Request::builder()
+            .header(TRACEPARENT, caller.to_string())
+            .body(())
+            .unwrap();
+        assert_eq!(service.call(traced).await.unwrap(), Some(caller.trace_id()));
+        let untraced = http::Request::new(());
+        assert_eq!(service.call(untraced).await.unwrap(), None);
+        let garbage = http::Request::builder()
+            .header(TRACEPARENT, "00-not-a-trace")
+            .body(())
+            .unwrap();
+        assert_eq!(service.call(garbage).await.unwrap(), None);
+    }
+
+    /// A service from a closure (tower's `service_fn`, without the dependency).
+    fn tower_service_fn<F, Fut, T, E>(f: F) -> FnService<F>
+    where
+        F: FnMut(http::Request<()>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        FnService(f)
+    }
+
+    struct FnService<F>(F);
+
+    impl<F, Fut, T, E> tower_service::Service<http::Request<()>> for FnService<F>
+    where
+        F: FnMut(http::Request<()>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        type Response = T;
+        type Error = E;
+        type Future = Fut;
+
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), E>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Fut {
+            (self.0)(request)
+        }
     }
 }

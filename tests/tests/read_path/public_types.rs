@@ -15,7 +15,7 @@ use groupcache::discovery::{
 use groupcache::peer::{GroupcacheService, LazyConnector, PeerView};
 use groupcache::security::{PeerTls, PeerToken, PeerTokenLayer, RequirePeerToken};
 use groupcache::stats::{PeerSetStats, Stats, TierStats};
-use groupcache::trace::{PropagateTrace, TraceContext, TraceKeys};
+use groupcache::trace::{PropagateTrace, TraceContext, TraceKeys, TraceLayer, TraceService};
 use groupcache::{
     BoxError, Error, ErrorKind, Group, GroupBuilder, Groupcache, GroupcacheBuilder, GroupcachePeer,
     NotFound,
@@ -56,6 +56,8 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<RequirePeerToken<GroupcacheService>>();
     assert_send_sync::<PeerTls>();
     assert_send_sync::<PropagateTrace>();
+    assert_send_sync::<TraceLayer>();
+    assert_send_sync::<TraceService<groupcache::peer::GroupcacheService>>();
     assert_send_sync::<TraceContext>();
     assert_send_sync::<TraceKeys>();
     assert_send_sync::<PromoteOneIn>();
