@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::defaults;
 use crate::node::Node;
+use crate::peer::breaker::BreakerConfig;
 use crate::peer::client::ChannelConfig;
 use crate::peer::token::AcceptedTokens;
 use crate::peer::{LazyConnector, PeerConnector};
@@ -69,6 +70,8 @@ pub struct GroupcacheBuilder {
     token: Option<PeerToken>,
     also_accepted: Vec<PeerToken>,
     max_concurrent_streams: u32,
+    breaker: BreakerConfig,
+    handoff_window: Duration,
     #[cfg(feature = "tls")]
     tls: Option<crate::security::PeerTls>,
     trace_keys: TraceKeys,
@@ -91,6 +94,11 @@ impl GroupcacheBuilder {
             token: None,
             also_accepted: Vec::new(),
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            breaker: BreakerConfig {
+                threshold: defaults::PEER_FAILURE_THRESHOLD,
+                cool_down: defaults::PEER_COOL_DOWN,
+            },
+            handoff_window: defaults::HANDOFF_WINDOW,
             #[cfg(feature = "tls")]
             tls: None,
             trace_keys: TraceKeys::default(),
@@ -222,6 +230,60 @@ impl GroupcacheBuilder {
         self
     }
 
+    /// How many transport failures in a row (no answer within the peer timeout, a refused or
+    /// reset connection) make this peer consider another one out. Default:
+    /// [`defaults::PEER_FAILURE_THRESHOLD`] (3). Answers never count, errors included: a
+    /// peer that says "not found" or "my loader failed" is there.
+    ///
+    /// While a peer is out (its breaker open), this peer sends it nothing and routes its keys
+    /// to their *substitute*: the next peer after the owner on the ring that is not out, the
+    /// same on every peer that sees the same peers out. The substitute loads each key once and
+    /// keeps it, so a dead owner costs one load per key cluster-wide, and no request waits for
+    /// the owner's timeout. After [`peer_cool_down`](Self::peer_cool_down), one probe in the
+    /// background asks whether it is back. [`Groupcache::peer_health`] shows each peer's
+    /// state; [`PeerSetStats::breaker_opened`](crate::stats::PeerSetStats::breaker_opened)
+    /// counts the openings, and each is logged once.
+    ///
+    /// # Panics
+    ///
+    /// If `failures` is zero.
+    pub fn peer_failure_threshold(mut self, failures: u32) -> Self {
+        assert!(
+            failures > 0,
+            "peer_failure_threshold must be greater than zero"
+        );
+        self.breaker.threshold = failures;
+        self
+    }
+
+    /// How long a peer found out (see [`peer_failure_threshold`](Self::peer_failure_threshold))
+    /// is routed around before one background probe asks whether it is back; each peer's
+    /// cool-down is stretched or shortened by up to 20% at random, so that peers do not probe
+    /// in step. An answered probe sends the peer's keys back to it; a failed one starts
+    /// another cool-down. Default: [`defaults::PEER_COOL_DOWN`] (5 s).
+    ///
+    /// # Panics
+    ///
+    /// If `cool_down` is zero.
+    pub fn peer_cool_down(mut self, cool_down: Duration) -> Self {
+        assert!(
+            !cool_down.is_zero(),
+            "peer_cool_down must be greater than zero"
+        );
+        self.breaker.cool_down = cool_down;
+        self
+    }
+
+    /// For how long after a membership change a peer that became a key's owner, and misses it,
+    /// first asks the key's previous owner whether it still holds the value (under a short
+    /// deadline), instead of loading it again: a rolling deploy then does not send every
+    /// moved key to the database. A peer that joins treats the members before it as the
+    /// previous ring. Default: [`defaults::HANDOFF_WINDOW`] (30 s); zero turns it off.
+    pub fn handoff_window(mut self, window: Duration) -> Self {
+        self.handoff_window = window;
+        self
+    }
+
     /// TLS for links between peers, both ways (feature `tls`). Default: none, plaintext
     /// `http`, fine on loopback or inside a trusted network.
     ///
@@ -309,16 +371,17 @@ impl GroupcacheBuilder {
                     .iter()
                     .map(|(k, v)| metrics::Label::new(k.clone(), v.clone()))
                     .collect();
-                let counters = PeerSetCounters::exported(prefix, &labels);
+                let counters = Arc::new(PeerSetCounters::exported(prefix, &labels));
                 (
                     Some(Arc::new(MetricNames::new(prefix.clone(), labels))),
                     counters,
                 )
             }
-            None => (None, PeerSetCounters::default()),
+            None => (None, Arc::new(PeerSetCounters::default())),
         };
         #[cfg(not(feature = "metrics"))]
-        let (metrics, counters): (Option<Arc<MetricNames>>, _) = (None, PeerSetCounters::default());
+        let (metrics, counters): (Option<Arc<MetricNames>>, _) =
+            (None, Arc::new(PeerSetCounters::default()));
         let channel = ChannelConfig {
             connect_timeout: self.connect_timeout.min(self.peer_timeout),
             request_timeout: self.peer_timeout,
@@ -328,8 +391,16 @@ impl GroupcacheBuilder {
             #[cfg(feature = "tls")]
             tls: self.tls,
             telemetry: metrics.clone(),
+            breaker: self.breaker,
+            counters: Arc::clone(&counters),
         };
-        let routing = Routing::new(self.me, self.vnodes, channel, self.connector);
+        let routing = Routing::new(
+            self.me,
+            self.vnodes,
+            self.handoff_window,
+            channel,
+            self.connector,
+        );
         let node = Node::new(routing, config, self.trace_keys, metrics);
         Groupcache::from_peer_set(PeerSet::new(node, counters))
     }
@@ -348,6 +419,9 @@ impl std::fmt::Debug for GroupcacheBuilder {
             .field("peer_token", &self.token)
             .field("accepted_peer_tokens", &self.also_accepted.len())
             .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("peer_failure_threshold", &self.breaker.threshold)
+            .field("peer_cool_down", &self.breaker.cool_down)
+            .field("handoff_window", &self.handoff_window)
             .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()
     }

@@ -203,18 +203,50 @@ impl<V: Send + Sync + 'static> Tier<V> {
         encoded: Bytes,
         superseded: &Superseded,
     ) -> Arc<Entry<V>> {
+        self.insert_for(key, value, encoded, superseded, self.ttl)
+    }
+
+    /// [`Tier::insert`], living at most `max_ttl` (and at most the tier's time-to-live).
+    pub(crate) fn insert_within(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+        max_ttl: Option<Duration>,
+    ) -> Arc<Entry<V>> {
+        let ttl = match (self.ttl, max_ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.insert_for(key, value, encoded, superseded, ttl)
+    }
+
+    /// The time-to-live of this tier's entries, if they expire.
+    pub(crate) fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    fn insert_for(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+        ttl: Option<Duration>,
+    ) -> Arc<Entry<V>> {
         let kept = match &self.store {
             Some(store) if (key.len() + encoded.len()) as u64 <= self.max_entry => store,
-            _ => return Entry::new(value, encoded, self.ttl),
+            _ => return Entry::new(value, encoded, ttl),
         };
         let entry = match self.encoded {
-            KeepEncoded::Copy => Entry::new(value, Bytes::copy_from_slice(&encoded), self.ttl),
-            KeepEncoded::AsIs => Entry::new(value, encoded, self.ttl),
+            KeepEncoded::Copy => Entry::new(value, Bytes::copy_from_slice(&encoded), ttl),
+            KeepEncoded::AsIs => Entry::new(value, encoded, ttl),
             KeepEncoded::Nothing => Arc::new(Entry {
                 value,
                 encoded: Bytes::new(),
                 encoded_len: encoded.len(),
-                expires_at: self.ttl.map(|ttl| Instant::now() + ttl),
+                expires_at: ttl.map(|ttl| Instant::now() + ttl),
             }),
         };
         match kept {
@@ -251,6 +283,18 @@ impl<V: Send + Sync + 'static> Tier<V> {
             Some(Store::Moka(store)) => store.retain(keep),
             None => 0,
         }
+    }
+
+    /// Removes and returns every live entry whose key `take` accepts. A full scan, like
+    /// [`Tier::retain`].
+    pub(crate) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
+        let mut taken = match &self.store {
+            Some(Store::Quick(store)) => store.take(take),
+            Some(Store::Moka(store)) => store.take(take),
+            None => Vec::new(),
+        };
+        taken.retain(|(_, entry)| !entry.is_expired());
+        taken
     }
 
     pub(crate) fn stats(&self) -> TierStats {

@@ -14,6 +14,9 @@
 //! | maximum key length | [`MAX_KEY_LEN`] (1 KiB) | [`GroupcacheBuilder::max_key_len`] |
 //! | maximum value size | [`MAX_VALUE_SIZE`] (8 MiB) | [`GroupcacheBuilder::max_value_size`] |
 //! | virtual nodes | [`VIRTUAL_NODES`] (768) | [`GroupcacheBuilder::virtual_nodes`] |
+//! | peer failure threshold | [`PEER_FAILURE_THRESHOLD`] (3) | [`GroupcacheBuilder::peer_failure_threshold`] |
+//! | peer cool-down | [`PEER_COOL_DOWN`] (5 s) | [`GroupcacheBuilder::peer_cool_down`] |
+//! | handoff window | [`HANDOFF_WINDOW`] (30 s) | [`GroupcacheBuilder::handoff_window`] |
 //! | streams per connection | [`MAX_CONCURRENT_STREAMS`] (1024) | [`GroupcacheBuilder::max_concurrent_streams`] |
 //! | metric name prefix | [`METRICS_PREFIX`] (`groupcache`) | `GroupcacheBuilder::metrics_prefix` |
 //! | discovery interval | [`DISCOVERY_INTERVAL`] (5 s) | [`DiscoveryDriver::interval`] |
@@ -34,6 +37,9 @@
 //! [`GroupcacheBuilder::max_value_size`]: crate::GroupcacheBuilder::max_value_size
 //! [`GroupcacheBuilder::virtual_nodes`]: crate::GroupcacheBuilder::virtual_nodes
 //! [`GroupcacheBuilder::max_concurrent_streams`]: crate::GroupcacheBuilder::max_concurrent_streams
+//! [`GroupcacheBuilder::peer_failure_threshold`]: crate::GroupcacheBuilder::peer_failure_threshold
+//! [`GroupcacheBuilder::peer_cool_down`]: crate::GroupcacheBuilder::peer_cool_down
+//! [`GroupcacheBuilder::handoff_window`]: crate::GroupcacheBuilder::handoff_window
 //! [`DiscoveryDriver::interval`]: crate::discovery::DiscoveryDriver::interval
 //! [`DiscoveryDriver::jitter`]: crate::discovery::DiscoveryDriver::jitter
 //! [`DiscoveryDriver::max_backoff`]: crate::discovery::DiscoveryDriver::max_backoff
@@ -61,6 +67,12 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const VIRTUAL_NODES: usize = crate::ring::DEFAULT_VNODES;
 /// Maximum encoded value size: 8 MiB.
 pub const MAX_VALUE_SIZE: usize = 8 * 1024 * 1024;
+/// Transport failures in a row after which a peer is considered out: 3.
+pub const PEER_FAILURE_THRESHOLD: u32 = 3;
+/// How long a peer considered out is routed around before a probe: 5 s (jittered by 20%).
+pub const PEER_COOL_DOWN: Duration = Duration::from_secs(5);
+/// How long after a membership change a new owner asks the previous one first: 30 s.
+pub const HANDOFF_WINDOW: Duration = Duration::from_secs(30);
 /// Concurrent requests on one peer connection (HTTP/2 streams): 1024.
 pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Prefix of exported metric names (feature `metrics`): `groupcache`.

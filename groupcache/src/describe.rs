@@ -6,6 +6,7 @@ use groupcache_pb::v2 as pb;
 use serde::Serialize;
 
 use crate::peer::status::PeerFailure;
+use crate::peer::{BreakerState, PeerHealth};
 use crate::peer_set::PeerSet;
 use crate::stats::PeerSetStats;
 use crate::{Error, ErrorKind, GroupcachePeer};
@@ -28,6 +29,8 @@ pub struct PeerView {
     pub owner: Option<GroupcachePeer>,
     /// Its counters: the service's, and each group's with its cache sizes.
     pub stats: PeerSetStats,
+    /// What it knows of every other member's health (its breakers), in ring order.
+    pub peer_health: Vec<PeerHealth>,
 }
 
 /// This peer's view.
@@ -41,6 +44,7 @@ pub(crate) fn local(peer_set: &PeerSet, key: Option<&str>) -> PeerView {
         virtual_nodes: routing.virtual_nodes(),
         owner: key.map(|k| routing.owner_of(k)),
         stats: peer_set.stats(),
+        peer_health: routing.health(),
     }
 }
 
@@ -94,6 +98,16 @@ pub(crate) fn to_reply(view: &PeerView) -> pb::DescribeResponse {
             .iter()
             .map(|(name, stats)| stats.to_proto(name))
             .collect(),
+        peer_health: view
+            .peer_health
+            .iter()
+            .map(|h| pb::PeerHealth {
+                peer: h.peer.to_string(),
+                state: h.state.as_str().to_owned(),
+                consecutive_failures: h.consecutive_failures,
+                opened: h.opened,
+            })
+            .collect(),
     }
 }
 
@@ -114,5 +128,18 @@ fn from_reply(reply: &pb::DescribeResponse) -> Result<PeerView, String> {
         virtual_nodes: reply.virtual_nodes as usize,
         owner: reply.owner.as_deref().map(peer).transpose()?,
         stats: PeerSetStats::from_proto(&reply.peer_set.unwrap_or_default(), &reply.groups),
+        peer_health: reply
+            .peer_health
+            .iter()
+            .map(|h| {
+                Ok(PeerHealth {
+                    peer: peer(&h.peer)?,
+                    state: BreakerState::from_wire(&h.state)
+                        .ok_or_else(|| format!("{:?} is not a breaker state", h.state))?,
+                    consecutive_failures: h.consecutive_failures,
+                    opened: h.opened,
+                })
+            })
+            .collect::<Result<_, String>>()?,
     })
 }

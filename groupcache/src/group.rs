@@ -216,6 +216,13 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
         self.state.node().routing().owner_of(key)
     }
 
+    /// The peer a get of `key` asks now: the owner, its substitute while the owner is out, or
+    /// this peer; see [`Groupcache::route_of`](crate::Groupcache::route_of).
+    #[must_use]
+    pub fn route_of(&self, key: &str) -> GroupcachePeer {
+        self.state.node().routing().route_of(key)
+    }
+
     /// A snapshot of this group's counters and cache sizes on this peer. Reads only.
     ///
     /// ```

@@ -192,6 +192,22 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             self.hot_ttl,
         )
         .keeping_decoded_only();
+        // What this peer owned before a membership change, for its new owner to ask for: as
+        // long as the handoff window, in a quarter of the main cache's room (the entries have
+        // just left the main cache). Their bytes are main-cache copies already: kept as they are.
+        let window = node.routing().handoff_window();
+        let handoff = Tier::with_backend(
+            self.backend,
+            "groupcache-handoff",
+            if window.is_zero() {
+                0
+            } else {
+                self.main_capacity / 4
+            },
+            max_entry,
+            Some(window),
+        )
+        .keeping_encoded_as_is();
         #[cfg(feature = "metrics")]
         let counters = match node.metrics() {
             Some(names) => Counters::exported(names.prefix(), &names.group_labels(&self.name)),
@@ -207,6 +223,7 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             codec: Arc::new(self.codec),
             main,
             hot,
+            handoff,
             promotion: self.promotion,
             counters,
             telemetry,

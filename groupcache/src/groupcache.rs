@@ -376,7 +376,38 @@ impl Groupcache {
         self.peer_set.node().routing().owner_of(key)
     }
 
+    /// The peer a get of `key` asks now: its owner, or, while this peer considers the owner
+    /// out (see [`GroupcacheBuilder::peer_failure_threshold`]), the owner's substitute; this
+    /// peer itself when it loads the key here. Every peer that sees the same peers out names
+    /// the same one.
+    ///
+    /// [`GroupcacheBuilder::peer_failure_threshold`]: crate::GroupcacheBuilder::peer_failure_threshold
+    #[must_use]
+    pub fn route_of(&self, key: &str) -> GroupcachePeer {
+        self.peer_set.node().routing().route_of(key)
+    }
+
     // ===== introspection =====
+
+    /// What this peer knows of every other member's health: whether its breaker is closed
+    /// (requests go to it), open (it stopped answering; its keys go to substitutes) or probing,
+    /// with its failures in a row and how often it has been found out. In ring order.
+    ///
+    /// ```
+    /// # fn run(cache: &groupcache::Groupcache) {
+    /// use groupcache::peer::BreakerState;
+    ///
+    /// for health in cache.peer_health() {
+    ///     if health.state != BreakerState::Closed {
+    ///         eprintln!("{} is out ({} failures in a row)", health.peer, health.consecutive_failures);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn peer_health(&self) -> Vec<crate::peer::PeerHealth> {
+        self.peer_set.node().routing().health()
+    }
 
     /// A snapshot of this peer's counters: its service's, and every group's with its cache
     /// sizes. Reads only.

@@ -31,7 +31,7 @@ use crate::routing::Route;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::Telemetry;
 use crate::trace::TraceContext;
-use crate::{Error, ErrorKind, NotFound, ValueLoader};
+use crate::{Error, ErrorKind, GroupcachePeer, NotFound, ValueLoader};
 
 /// One group on one peer: its caches, flights, counters, and the user's loader and codec.
 pub(crate) struct GroupState<V> {
@@ -43,6 +43,9 @@ pub(crate) struct GroupState<V> {
     main: Tier<V>,
     /// Copies of values other peers own (and of values loaded here as a fallback).
     hot: Tier<V>,
+    /// Values this peer owned before the last membership change, kept for the handoff window
+    /// for their new owner to ask for; never read by this peer's own lookups.
+    handoff: Tier<V>,
     promotion: Arc<dyn HotCachePolicy>,
     /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
     fetches: Arc<FlightGroup<Fetched<V>>>,
@@ -80,9 +83,25 @@ pub(crate) struct Parts<V> {
     pub(crate) codec: Arc<dyn Codec<V>>,
     pub(crate) main: Tier<V>,
     pub(crate) hot: Tier<V>,
+    pub(crate) handoff: Tier<V>,
     pub(crate) promotion: Arc<dyn HotCachePolicy>,
     pub(crate) counters: Counters,
     pub(crate) telemetry: Option<Telemetry>,
+}
+
+/// How long a new owner waits for the previous owner's answer in a warm handoff before it
+/// loads: long enough for a loopback or same-zone round trip under load, short enough that a
+/// previous owner that is gone costs little.
+const HANDOFF_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Where a load keeps its value when this peer is not the key's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// At most a hot copy, if the hot cache policy says so (a fallback, a disagreeing ring).
+    AsUsual,
+    /// In the main cache for at most the hot cache's time to live: this peer is the
+    /// substitute of an owner that is out.
+    AsSubstitute,
 }
 
 /// Which of the user's code panicked: named in the error and the log line.
@@ -113,6 +132,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             codec: parts.codec,
             main: parts.main,
             hot: parts.hot,
+            handoff: parts.handoff,
             promotion: parts.promotion,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),
@@ -202,14 +222,34 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     }
 
     /// Removes `key` here and on its owner; see [`Group::remove`](crate::Group::remove).
+    /// While the owner is out, its substitute is told instead (it may hold a copy), and the
+    /// result is an error naming the owner, whose own copy could not be removed.
     pub(crate) async fn remove(&self, key: &str) -> Result<(), Error> {
         self.check_key(key)?;
         self.counters.removes.bump();
         self.drop_local(key);
-        let Route::Remote(client) = self.node.route(key) else {
-            return Ok(());
+        let (client, out) = match self.node.route(key) {
+            Route::Local => {
+                self.tell_previous_owner(key).await;
+                return Ok(());
+            }
+            Route::Remote(client) => (client, None),
+            Route::Substitute { owner, via } => {
+                let out = Error::new(
+                    ErrorKind::Peer,
+                    "the owner is not answering (its breaker is open on this peer), so its \
+                     copy could not be removed; this peer's and the substitute's were",
+                )
+                .with_group(&self.name)
+                .with_key(key)
+                .with_peer(&owner);
+                match via {
+                    Some(substitute) => (substitute, Some(out)),
+                    None => return Err(out),
+                }
+            }
         };
-        let told = client.remove(&self.name, key).await;
+        let told = client.remove(&self.name, key, false).await;
         // A `get` that ran while the owner was being told may have fetched the old value
         // again: drop it once more now that the owner no longer has it.
         self.drop_local(key);
@@ -219,7 +259,24 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 self.counters.peer_errors.bump();
                 err
             }
-        })
+        })?;
+        out.map_or(Ok(()), Err)
+    }
+
+    /// As a key's owner, within the handoff window: tells the key's previous owner to drop the
+    /// copy it keeps for handoff, which would otherwise bring the removed value back on the
+    /// next miss. Best effort: a previous owner that cannot be told cannot hand over either.
+    async fn tell_previous_owner(&self, key: &str) {
+        if !self.node.owns(key) {
+            return;
+        }
+        if let Some(previous) = self.node.routing().previous_owner(key)
+            && let Err(PeerFailure::Answer(err) | PeerFailure::Transport(err)) =
+                previous.remove(&self.name, key, true).await
+        {
+            tracing::debug!(group = %self.name, previous_owner = %previous.peer(), error = %err,
+                "could not tell the previous owner to drop its handoff copy");
+        }
     }
 
     fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
@@ -273,48 +330,92 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         if let Some(entry) = self.hot.get(&key) {
             return found(entry, Outcome::HotHit);
         }
-        let client = match self.node.route(&key) {
-            Route::Local => {
-                return found(self.load(&key, context).await?, Outcome::LocalLoad);
-            }
-            Route::Remote(client) => client,
-        };
-        let context = context.map(|c| c.child());
-        let failure = match client.get(&self.name, &key, context.as_ref()).await {
-            Ok(bytes) => match self.decode(&key, bytes.clone()) {
-                Ok(value) => {
-                    self.counters.peer_loads.bump();
-                    let entry = self.keep_fetched(&key, value, bytes, &superseded);
-                    return found(entry, Outcome::PeerLoad);
+        let mut route = self.node.route(&key);
+        let peer_context = context.as_ref().map(TraceContext::child);
+        // At most two peers are asked: the owner (or its substitute, if the owner is out),
+        // then, if that one does not answer, the next substitute. Then this peer loads.
+        for attempt in 0..2 {
+            let (client, substitute_for) = match route {
+                Route::Local => {
+                    let outcome = self.local_outcome(attempt);
+                    return found(self.load(&key, context, Keep::AsUsual).await?, outcome);
                 }
-                // Every peer must use the same codec: a reply that does not decode means they
-                // do not (or the value type changed in a rolling deploy). Loading locally would
-                // hide that, and multiply database load by the number of peers.
-                Err(err) => PeerFailure::Answer(err.with_peer(client.peer())),
-            },
-            Err(failure) => failure,
-        };
-        match failure {
-            PeerFailure::Answer(err) => Err(self.count_answer(&client, err)),
-            PeerFailure::Transport(err) => {
-                self.counters.peer_errors.bump();
-                self.counters.fallback_loads.bump();
-                // While an owner is down every request for its keys fails: one line, then
-                // one per interval with the count, or the logs drown.
-                if let Some(since_last) = client.log_unreachable() {
-                    tracing::warn!(
-                        group = %self.name,
-                        key = self.node.trace_keys().show(&key).as_deref(),
-                        owner = %client.peer(),
-                        error = %err,
-                        similar_since_last = since_last,
-                        "owner unreachable; loading locally (repeats are logged at most every \
-                         {:?}; Stats::peer_errors counts each)",
-                        REPEATED_FAILURE_LOG_INTERVAL
-                    );
+                Route::Substitute { via: None, .. } => {
+                    // This peer is the substitute: it loads, and keeps the value as the owner
+                    // would, so that the owner's absence costs one load per key, not one per
+                    // peer and get.
+                    self.counters.rerouted_gets.bump();
+                    let outcome = self.local_outcome(attempt);
+                    return found(self.load(&key, context, Keep::AsSubstitute).await?, outcome);
                 }
-                found(self.load(&key, context).await?, Outcome::Fallback)
+                Route::Substitute {
+                    owner,
+                    via: Some(substitute),
+                } => {
+                    self.counters.rerouted_gets.bump();
+                    (substitute, Some(owner))
+                }
+                Route::Remote(client) => (client, None),
+            };
+            let asked = client
+                .get(
+                    &self.name,
+                    &key,
+                    substitute_for.as_ref(),
+                    peer_context.as_ref(),
+                )
+                .await;
+            let err = match asked {
+                Ok(bytes) => match self.decode(&key, bytes.clone()) {
+                    Ok(value) => {
+                        self.counters.peer_loads.bump();
+                        let entry = self.keep_fetched(&key, value, bytes, &superseded);
+                        return found(entry, Outcome::PeerLoad);
+                    }
+                    // Every peer must use the same codec: a reply that does not decode means
+                    // they do not (or the value type changed in a rolling deploy). Loading
+                    // locally would hide that, and multiply database load by the number of
+                    // peers.
+                    Err(err) => {
+                        return Err(self.count_answer(&client, err.with_peer(client.peer())));
+                    }
+                },
+                Err(PeerFailure::Answer(err)) => return Err(self.count_answer(&client, err)),
+                Err(PeerFailure::Transport(err)) => err,
+            };
+            self.counters.peer_errors.bump();
+            // While an owner is down every request for its keys fails: one line, then one
+            // per interval with the count, or the logs drown. (Its breaker soon opens, and
+            // then no request goes to it.)
+            if let Some(since_last) = client.log_unreachable() {
+                tracing::warn!(
+                    group = %self.name,
+                    key = self.node.trace_keys().show(&key).as_deref(),
+                    peer = %client.peer(),
+                    error = %err,
+                    similar_since_last = since_last,
+                    "peer not answering; asking the key's substitute (repeats are logged at \
+                     most every {:?}; Stats::peer_errors counts each)",
+                    REPEATED_FAILURE_LOG_INTERVAL
+                );
             }
+            route = self.node.routing().route_around(&key, client.peer());
+        }
+        // Neither the owner nor its substitute answered: load here, keeping at most a hot copy.
+        self.counters.fallback_loads.bump();
+        found(
+            self.load(&key, context, Keep::AsUsual).await?,
+            Outcome::Fallback,
+        )
+    }
+
+    /// How a load here answers a fetch: as planned, or after a peer did not answer.
+    fn local_outcome(&self, attempt: usize) -> Outcome {
+        if attempt == 0 {
+            Outcome::LocalLoad
+        } else {
+            self.counters.fallback_loads.bump();
+            Outcome::Fallback
         }
     }
 
@@ -434,6 +535,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self: &Arc<Self>,
         key: &str,
         context: Option<TraceContext>,
+        keep: Keep,
     ) -> Result<Arc<Entry<V>>, Error> {
         let this = Arc::clone(self);
         let owned = key.to_owned();
@@ -441,7 +543,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             // A child of the span that started the load: a fetch, or a peer's request.
             let span = tracing::debug_span!("groupcache.load");
             async move {
-                let load = this.load_now(owned, superseded);
+                let load = this.load_now(owned, superseded, keep);
                 match context {
                     Some(context) => context.child().scope(load).await,
                     None => load.await,
@@ -469,10 +571,14 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self: Arc<Self>,
         key: String,
         superseded: Superseded,
+        keep: Keep,
     ) -> Result<Arc<Entry<V>>, Error> {
         // A new leader re-checks: the previous load may have stored the value just now. The
         // main cache only: this load may be answering a peer, which never gets a hot copy.
         if let Some(entry) = self.main.get(&key) {
+            return Ok(entry);
+        }
+        if let Some(entry) = self.handed_over(&key, &superseded).await {
             return Ok(entry);
         }
         let loaded = match self.user_code(UserCode::Loader, &key, || self.loader.load(&key)) {
@@ -531,6 +637,14 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             }
             self.publish_sizes();
             Ok(entry)
+        } else if keep == Keep::AsSubstitute {
+            // The owner is out and this peer stands in for it. Its removals do not reach
+            // this copy once it is back, so the copy lives no longer than a hot copy would.
+            let entry = self
+                .main
+                .insert_within(&key, value, encoded, &superseded, self.hot.ttl());
+            self.publish_sizes();
+            Ok(entry)
         } else if self.should_promote(&key, encoded.len()) {
             // The hot copy keeps the decoded value only; the caller, perhaps a peer being
             // answered, gets the bytes too.
@@ -543,20 +657,59 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
     }
 
+    /// Warm handoff: if this peer became the owner of `key` in the last membership change,
+    /// the value from the key's previous owner, if it still holds it (asked once, under a
+    /// short deadline), stored as a load would store it.
+    async fn handed_over(&self, key: &str, superseded: &Superseded) -> Option<Arc<Entry<V>>> {
+        if !self.node.owns(key) {
+            return None;
+        }
+        let routing = self.node.routing();
+        let previous = routing.previous_owner(key)?;
+        let held = previous
+            .held(&self.name, key, HANDOFF_TIMEOUT)
+            .await
+            .and_then(|bytes| self.decode(key, bytes.clone()).ok().map(|v| (v, bytes)));
+        routing.handoff_result(held.is_some());
+        let Some((value, encoded)) = held else {
+            self.counters.handoff_misses.bump();
+            return None;
+        };
+        self.counters.handoff_hits.bump();
+        let entry = self.main.insert(key, value, encoded, superseded);
+        if !self.node.owns(key) {
+            self.main.remove_if_same(key, &entry);
+        }
+        self.publish_sizes();
+        Some(entry)
+    }
+
     /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
     /// Never from the hot cache: a hot copy is only as fresh as its TTL allows, and the asker
     /// would keep it for a TTL of its own, so staleness would add up from peer to peer.
+    /// Asked as the substitute of `substitute_for` (the asker found it out), this peer keeps
+    /// what it loads, provided its own ring agrees that peer owns the key.
     async fn serve_get_now(
         self: Arc<Self>,
         key: String,
+        substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> Result<Bytes, Error> {
         self.counters.server_requests.bump();
         self.check_key(&key)?;
+        let keep = match substitute_for {
+            Some(owner)
+                if owner != *self.node.me() && self.node.routing().owner_of(&key) == owner =>
+            {
+                self.counters.substitute_serves.bump();
+                Keep::AsSubstitute
+            }
+            _ => Keep::AsUsual,
+        };
         if let Some(entry) = self.main.get(&key) {
             return Ok(entry.encoded.clone());
         }
-        Ok(self.load(&key, context).await?.encoded.clone())
+        Ok(self.load(&key, context, keep).await?.encoded.clone())
     }
 
     /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
@@ -568,6 +721,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self.loads.forget(key);
         self.hot.remove(key);
         self.main.remove(key);
+        self.handoff.remove(key);
         self.fetches.forget(key);
         self.loads.forget(key);
         self.publish_sizes();
@@ -580,10 +734,17 @@ pub(crate) trait HostedGroup: Send + Sync + 'static {
     fn serve_get(
         self: Arc<Self>,
         key: String,
+        substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> BoxFuture<'static, Result<Bytes, Error>>;
-    /// Answers a peer's `Remove`.
-    fn serve_remove(&self, key: &str) -> Result<(), Error>;
+    /// Answers a peer's `held_only` `Get`: the encoded value if this peer holds it.
+    fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error>;
+    /// Answers a peer's `Remove`; `from_new_owner` when the key's new owner sends it.
+    fn serve_remove(
+        self: Arc<Self>,
+        key: String,
+        from_new_owner: bool,
+    ) -> BoxFuture<'static, Result<(), Error>>;
     /// The group's stats.
     fn stats(&self) -> Stats;
     /// Drops what the new ring no longer lets this peer keep; returns how many values.
@@ -596,16 +757,36 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
     fn serve_get(
         self: Arc<Self>,
         key: String,
+        substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> BoxFuture<'static, Result<Bytes, Error>> {
-        Box::pin(self.serve_get_now(key, context))
+        Box::pin(self.serve_get_now(key, substitute_for, context))
     }
 
-    fn serve_remove(&self, key: &str) -> Result<(), Error> {
-        self.counters.server_requests.bump();
+    fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error> {
         self.check_key(key)?;
-        self.drop_local(key);
-        Ok(())
+        // Never a hot copy: its value may predate a removal the owner saw.
+        Ok(self
+            .main
+            .get(key)
+            .or_else(|| self.handoff.get(key))
+            .map(|entry| entry.encoded.clone()))
+    }
+
+    fn serve_remove(
+        self: Arc<Self>,
+        key: String,
+        from_new_owner: bool,
+    ) -> BoxFuture<'static, Result<(), Error>> {
+        Box::pin(async move {
+            self.counters.server_requests.bump();
+            self.check_key(&key)?;
+            self.drop_local(&key);
+            if !from_new_owner {
+                self.tell_previous_owner(&key).await;
+            }
+            Ok(())
+        })
     }
 
     fn stats(&self) -> Stats {
@@ -613,10 +794,21 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
     }
 
     fn membership_changed(&self) -> usize {
-        // Values no longer owned leave the main cache; hot copies of values now owned leave
-        // the hot cache, which lookups read first: the main cache is now their only home.
-        let dropped = self.main.retain(|key| self.node.owns(key))
-            + self.hot.retain(|key| !self.node.owns(key));
+        // Hot copies of values now owned leave the hot cache, which lookups read first: the
+        // main cache is now their only home. Values no longer owned leave the main cache; they
+        // become hot copies (no fresher than any other), which also lets this peer hand them
+        // to their new owner when it asks (warm handoff).
+        // Copies kept for a handoff of keys this peer owns again are dropped too: removals
+        // sent to the other owner meanwhile did not reach them.
+        let mut dropped = self.hot.retain(|key| !self.node.owns(key))
+            + self.handoff.retain(|key| !self.node.owns(key));
+        let moved = self.main.take(|key| !self.node.owns(key));
+        dropped += moved.len();
+        let kept = Superseded::default();
+        for (key, entry) in moved {
+            self.handoff
+                .insert(&key, entry.value.clone(), entry.encoded.clone(), &kept);
+        }
         self.publish_sizes();
         dropped
     }

@@ -1,8 +1,9 @@
 //! Peers: who they are ([`GroupcachePeer`]), how this peer opens channels to them
 //! ([`PeerConnector`]), the service through which it answers them ([`GroupcacheService`]),
-//! served on a listener with the right socket options ([`bind`], [`incoming`]), and what one
-//! peer sees of the cluster ([`PeerView`]).
+//! served on a listener with the right socket options ([`bind`], [`incoming`]), what one
+//! peer sees of the cluster ([`PeerView`]), and of each member's health ([`PeerHealth`]).
 
+pub(crate) mod breaker;
 pub(crate) mod client;
 pub(crate) mod connector;
 pub(crate) mod listener;
@@ -11,6 +12,7 @@ pub(crate) mod status;
 pub(crate) mod token;
 pub(crate) mod token_layer;
 
+pub use self::breaker::{BreakerState, PeerHealth};
 pub use self::connector::{LazyConnector, PeerConnector};
 pub use self::listener::{bind, incoming};
 pub use self::server::GroupcacheService;

@@ -34,12 +34,12 @@ pub(crate) struct PeerSet {
 }
 
 impl PeerSet {
-    pub(crate) fn new(node: Node, counters: PeerSetCounters) -> Self {
+    pub(crate) fn new(node: Node, counters: Arc<PeerSetCounters>) -> Self {
         PeerSet {
             node: Arc::new(node),
             groups: ArcSwap::from_pointee(HashMap::new()),
             adding: Mutex::new(()),
-            counters: Arc::new(counters),
+            counters,
         }
     }
 

@@ -78,6 +78,43 @@ impl Ring {
 
     /// The owner of `key`, or `None` if the ring is empty.
     pub(crate) fn owner_of(&self, key: &str) -> Option<&GroupcachePeer> {
+        let at = self.first_point(key)?;
+        let (_, index) = self.points[at];
+        Some(&self.peers[index as usize])
+    }
+
+    /// The first peer clockwise from `key` that `accept`s: the owner if it does, else the next
+    /// distinct peer after it on the ring, and so on. Every peer with the same ring and the
+    /// same `accept` picks the same one. `None` if the ring is empty or no peer is accepted.
+    pub(crate) fn first_accepted(
+        &self,
+        key: &str,
+        accept: impl Fn(&GroupcachePeer) -> bool,
+    ) -> Option<&GroupcachePeer> {
+        let start = self.first_point(key)?;
+        let mut rejected = vec![false; self.peers.len()];
+        let mut left = self.peers.len();
+        for step in 0..self.points.len() {
+            let (_, index) = self.points[(start + step) % self.points.len()];
+            let index = index as usize;
+            if rejected[index] {
+                continue;
+            }
+            let peer = &self.peers[index];
+            if accept(peer) {
+                return Some(peer);
+            }
+            rejected[index] = true;
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+        None
+    }
+
+    /// The index of the first point at or after `key`'s hash, wrapping; `None` if empty.
+    fn first_point(&self, key: &str) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
@@ -89,8 +126,7 @@ impl Ring {
             self.buckets[bucket + 1] as usize,
         );
         let at = lo + self.points[lo..hi].partition_point(|&(point, _)| point < hash);
-        let (_, index) = self.points[if at == self.points.len() { 0 } else { at }];
-        Some(&self.peers[index as usize])
+        Some(if at == self.points.len() { 0 } else { at })
     }
 
     /// The members, sorted by name.
@@ -132,6 +168,39 @@ mod tests {
         }
         let mean = keys.len() as f64 / ring.peers().len() as f64;
         *load.values().max().unwrap() as f64 / mean
+    }
+
+    #[test]
+    fn first_accepted_is_the_owner_or_the_next_distinct_peer() {
+        let ring = Ring::new(peers(5), DEFAULT_VNODES);
+        let mut substitutes: HashMap<&GroupcachePeer, usize> = HashMap::new();
+        for key in keys(2000) {
+            let owner = ring.owner_of(&key).unwrap();
+            assert_eq!(ring.first_accepted(&key, |_| true), Some(owner));
+            let substitute = ring.first_accepted(&key, |p| p != owner).unwrap();
+            assert_ne!(substitute, owner);
+            // The substitute is the owner of the key in the ring without the owner: the peer
+            // that would own it if the owner left, so every peer picks the same one.
+            let without: Vec<_> = ring
+                .peers()
+                .iter()
+                .filter(|p| *p != owner)
+                .cloned()
+                .collect();
+            let smaller = Ring::new(without, DEFAULT_VNODES);
+            assert_eq!(smaller.owner_of(&key), Some(substitute));
+            if *owner == peer(0) {
+                *substitutes.entry(substitute).or_default() += 1;
+            }
+        }
+        // One peer's keys spread over all the others, not onto one.
+        assert_eq!(substitutes.len(), 4, "{substitutes:?}");
+        assert!(ring.first_accepted("k", |_| false).is_none());
+        assert!(
+            Ring::new([], DEFAULT_VNODES)
+                .first_accepted("k", |_| true)
+                .is_none()
+        );
     }
 
     #[test]

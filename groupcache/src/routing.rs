@@ -7,9 +7,12 @@
 //! reconnect to everyone.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::time::Instant;
 
 use crate::peer::PeerConnector;
 use crate::peer::client::{ChannelConfig, PeerClient};
@@ -23,19 +26,51 @@ pub(crate) enum Route {
     Local,
     /// Ask the owner.
     Remote(Arc<PeerClient>),
+    /// The owner is out (its breaker is open here): ask its substitute, the first peer after
+    /// it on the ring that is not out, or load here and keep the value if that is this peer.
+    Substitute {
+        owner: GroupcachePeer,
+        /// The substitute; `None` if it is this peer.
+        via: Option<Arc<PeerClient>>,
+    },
 }
 
 /// One immutable view of the cluster.
 #[derive(Debug)]
 struct Snapshot {
-    ring: Ring,
+    ring: Arc<Ring>,
     /// A client for every member but this peer.
     clients: HashMap<GroupcachePeer, Arc<PeerClient>>,
+    /// The ring before the last membership change, while its handoff window lasts.
+    previous: Option<Previous>,
 }
+
+/// The ring before a membership change: a new owner that misses asks the previous owner first.
+#[derive(Debug, Clone)]
+struct Previous {
+    ring: Arc<Ring>,
+    /// Clients of its members that left (the others are in the snapshot's `clients`).
+    departed: HashMap<GroupcachePeer, Arc<PeerClient>>,
+    until: Instant,
+    /// How the asks went: if the first ones all miss, nobody held anything (a whole cluster
+    /// starting at once, not a peer joining a warm one), and asking stops.
+    tally: Arc<HandoffTally>,
+}
+
+#[derive(Debug, Default)]
+struct HandoffTally {
+    held: AtomicU32,
+    missed: AtomicU32,
+}
+
+/// After this many handoff asks in a row that found nothing, a peer stops asking until the
+/// next membership change: its previous owners hold nothing worth a round trip.
+const HANDOFF_GIVE_UP_AFTER: u32 = 16;
 
 pub(crate) struct Routing {
     me: GroupcachePeer,
     vnodes: usize,
+    handoff_window: Duration,
     channel: ChannelConfig,
     connector: Arc<dyn PeerConnector>,
     current: ArcSwap<Snapshot>,
@@ -54,16 +89,19 @@ impl Routing {
     pub(crate) fn new(
         me: GroupcachePeer,
         vnodes: usize,
+        handoff_window: Duration,
         channel: ChannelConfig,
         connector: Arc<dyn PeerConnector>,
     ) -> Self {
         let empty = Snapshot {
-            ring: Ring::new([], vnodes),
+            ring: Arc::new(Ring::new([], vnodes)),
             clients: HashMap::new(),
+            previous: None,
         };
         Routing {
             me,
             vnodes,
+            handoff_window,
             channel,
             connector,
             current: ArcSwap::from_pointee(empty),
@@ -75,16 +113,118 @@ impl Routing {
         &self.me
     }
 
+    /// Where a get of `key` goes now. An open breaker whose cool-down has passed starts its
+    /// probe here, in the background.
     #[inline]
     pub(crate) fn route(&self, key: &str) -> Route {
         let snapshot = self.current.load();
+        let Some(owner) = snapshot.ring.owner_of(key) else {
+            return Route::Local;
+        };
+        if *owner == self.me {
+            return Route::Local;
+        }
+        let Some(client) = snapshot.clients.get(owner) else {
+            return Route::Local;
+        };
+        if !client.is_out() {
+            return Route::Remote(Arc::clone(client));
+        }
+        client.probe_if_due();
+        self.substitute_in(&snapshot, key, owner, None)
+    }
+
+    /// Where a get of `key` goes after `failed` (the owner, or the substitute asked) did not
+    /// answer: the first peer after the owner that is neither out nor `failed`.
+    pub(crate) fn route_around(&self, key: &str, failed: &GroupcachePeer) -> Route {
+        let snapshot = self.current.load();
         match snapshot.ring.owner_of(key) {
-            Some(owner) if *owner != self.me => match snapshot.clients.get(owner) {
-                Some(client) => Route::Remote(Arc::clone(client)),
-                None => Route::Local,
-            },
+            Some(owner) if *owner != self.me => {
+                let owner = owner.clone();
+                self.substitute_in(&snapshot, key, &owner, Some(failed))
+            }
             _ => Route::Local,
         }
+    }
+
+    /// The substitute of `owner` for `key`: every peer with the same ring and the same peers
+    /// out picks the same one (this peer always qualifies, so there is one).
+    fn substitute_in(
+        &self,
+        snapshot: &Snapshot,
+        key: &str,
+        owner: &GroupcachePeer,
+        failed: Option<&GroupcachePeer>,
+    ) -> Route {
+        let substitute = snapshot.ring.first_accepted(key, |peer| {
+            peer != owner
+                && Some(peer) != failed
+                && (*peer == self.me || snapshot.clients.get(peer).is_some_and(|c| !c.is_out()))
+        });
+        let via = match substitute {
+            Some(peer) if *peer != self.me => snapshot.clients.get(peer).map(Arc::clone),
+            _ => None,
+        };
+        Route::Substitute {
+            owner: owner.clone(),
+            via,
+        }
+    }
+
+    /// The peer a get of `key` asks now: the owner, its substitute, or this peer.
+    pub(crate) fn route_of(&self, key: &str) -> GroupcachePeer {
+        match self.route(key) {
+            Route::Remote(client)
+            | Route::Substitute {
+                via: Some(client), ..
+            } => client.peer().clone(),
+            Route::Local | Route::Substitute { via: None, .. } => self.me.clone(),
+        }
+    }
+
+    /// The peer that owned `key` before the last membership change, if the handoff window is
+    /// still open, it was another peer than this one and the current owner, and it is not out.
+    pub(crate) fn previous_owner(&self, key: &str) -> Option<Arc<PeerClient>> {
+        let snapshot = self.current.load();
+        let previous = snapshot.previous.as_ref()?;
+        if Instant::now() >= previous.until
+            || (previous.tally.held.load(Ordering::Relaxed) == 0
+                && previous.tally.missed.load(Ordering::Relaxed) >= HANDOFF_GIVE_UP_AFTER)
+        {
+            return None;
+        }
+        let before = previous.ring.owner_of(key)?;
+        if *before == self.me || snapshot.ring.owner_of(key) == Some(before) {
+            return None;
+        }
+        let client = snapshot
+            .clients
+            .get(before)
+            .or_else(|| previous.departed.get(before))?;
+        (!client.is_out()).then(|| Arc::clone(client))
+    }
+
+    /// Records how a handoff ask went (see [`HANDOFF_GIVE_UP_AFTER`]).
+    pub(crate) fn handoff_result(&self, held: bool) {
+        if let Some(previous) = &self.current.load().previous {
+            let counter = if held {
+                &previous.tally.held
+            } else {
+                &previous.tally.missed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What this peer knows of every other member's health, in ring order.
+    pub(crate) fn health(&self) -> Vec<crate::peer::PeerHealth> {
+        let snapshot = self.current.load();
+        snapshot
+            .ring
+            .peers()
+            .iter()
+            .filter_map(|peer| snapshot.clients.get(peer).map(|c| c.health()))
+            .collect()
     }
 
     /// Whether this peer owns `key`: it is the ring's owner, or the ring is empty.
@@ -104,6 +244,10 @@ impl Routing {
             .owner_of(key)
             .unwrap_or(&self.me)
             .clone()
+    }
+
+    pub(crate) fn handoff_window(&self) -> Duration {
+        self.handoff_window
     }
 
     pub(crate) fn virtual_nodes(&self) -> usize {
@@ -145,7 +289,7 @@ impl Routing {
     /// Builds and swaps in a new snapshot. Caller holds `writer`.
     fn replace(&self, peers: Vec<GroupcachePeer>) -> Result<Change, Error> {
         let old = self.current.load_full();
-        let ring = Ring::new(peers, self.vnodes);
+        let ring = Arc::new(Ring::new(peers, self.vnodes));
         let mut clients = HashMap::with_capacity(ring.peers().len());
         for peer in ring.peers() {
             if *peer == self.me {
@@ -161,6 +305,7 @@ impl Routing {
             };
             clients.insert(peer.clone(), client);
         }
+        let previous = self.previous_of(&old, &ring, &clients);
         let change = Change {
             added: ring
                 .peers()
@@ -176,8 +321,52 @@ impl Routing {
                 .cloned()
                 .collect(),
         };
-        self.current.store(Arc::new(Snapshot { ring, clients }));
+        self.current.store(Arc::new(Snapshot {
+            ring,
+            clients,
+            previous,
+        }));
         Ok(change)
+    }
+
+    /// The previous ring for a new snapshot of `ring`: the old one, or, when this peer joins
+    /// (its old ring was empty), the new members but itself, which is what the others had
+    /// before it came. `None` if the window is zero or nothing changed.
+    fn previous_of(
+        &self,
+        old: &Snapshot,
+        ring: &Ring,
+        clients: &HashMap<GroupcachePeer, Arc<PeerClient>>,
+    ) -> Option<Previous> {
+        if self.handoff_window.is_zero() {
+            return None;
+        }
+        let before = if old.ring.peers().is_empty() {
+            if !ring.contains(&self.me) || ring.peers().len() < 2 {
+                return None;
+            }
+            Arc::new(Ring::new(
+                ring.peers().iter().filter(|p| **p != self.me).cloned(),
+                self.vnodes,
+            ))
+        } else if old.ring.peers() == ring.peers() {
+            // No change: keep the window of the last real one.
+            return old.previous.clone();
+        } else {
+            Arc::clone(&old.ring)
+        };
+        let departed = before
+            .peers()
+            .iter()
+            .filter(|p| **p != self.me && !clients.contains_key(*p))
+            .filter_map(|p| old.clients.get(p).map(|c| (p.clone(), Arc::clone(c))))
+            .collect();
+        Some(Previous {
+            ring: before,
+            departed,
+            until: Instant::now() + self.handoff_window,
+            tally: Arc::default(),
+        })
     }
 }
 

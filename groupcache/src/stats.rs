@@ -150,7 +150,9 @@ counters! {
     /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
     /// error; never bypassed by a local load).
     auth_failures => "auth_failures_total",
-    /// `Get` and `Remove` requests for this group received from other peers.
+    /// `Get` and `Remove` requests for this group received from other peers. Not counted: a new
+    /// owner's warm-handoff asks ("do you still hold it?"), which that owner counts as
+    /// `handoff_hits` and `handoff_misses`.
     server_requests => "server_requests_total",
     /// Calls to `remove` on this peer.
     removes => "removes_total",
@@ -163,6 +165,19 @@ counters! {
     /// value did not encode or decode (the peers disagree on the codec or value type).
     /// Refused credentials are `auth_failures`. Anything but zero needs a look at the config.
     peer_refusals => "peer_refusals_total",
+    /// Fetches sent to the owner's substitute instead of the owner, because the owner's breaker
+    /// was open on this peer or it did not answer this fetch: to the next peer after it on the
+    /// ring that answers, or to this peer, which then loads and keeps the value in its stead.
+    rerouted_gets => "rerouted_gets_total",
+    /// Requests from other peers that this peer answered as the substitute of an owner they
+    /// found out, keeping the value (for at most the hot cache's time to live).
+    substitute_serves => "substitute_serves_total",
+    /// Loads skipped because the key's previous owner (before the last membership change) still
+    /// held the value and handed it over.
+    handoff_hits => "handoff_hits_total",
+    /// Loads for which the previous owner was asked first, but did not hold the value or did not
+    /// answer within the handoff deadline.
+    handoff_misses => "handoff_misses_total",
 }
 
 counters! {
@@ -189,6 +204,12 @@ counters! {
     /// (`groupcache-error: unknown-group`). Anything but zero means peers that disagree on
     /// which groups exist: a rolling deploy that adds a group, or a misconfiguration.
     unknown_group_requests => "unknown_group_requests_total",
+    /// Times a peer's breaker opened on this peer: it failed
+    /// [`peer_failure_threshold`](crate::GroupcacheBuilder::peer_failure_threshold) requests in
+    /// a row, and its keys went to substitutes until a probe was answered.
+    breaker_opened => "breaker_opened_total",
+    /// Times an open breaker closed again: a probe was answered, the peer's keys went back.
+    breaker_closed => "breaker_closed_total",
 }
 
 impl Counters {
@@ -345,6 +366,10 @@ mod tests {
                 "removes" => &counters.removes,
                 "rejected_keys" => &counters.rejected_keys,
                 "peer_refusals" => &counters.peer_refusals,
+                "rerouted_gets" => &counters.rerouted_gets,
+                "substitute_serves" => &counters.substitute_serves,
+                "handoff_hits" => &counters.handoff_hits,
+                "handoff_misses" => &counters.handoff_misses,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -357,6 +382,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.peer_refusals, Counters::NAMES.len() as u64);
+        assert_eq!(back.handoff_misses, Counters::NAMES.len() as u64);
     }
 }

@@ -195,6 +195,7 @@ pub fn peer_reply(data: &[u8]) {
             .get(GetRequest {
                 group: FUZZ_GROUP.into(),
                 key: "k".into(),
+                ..GetRequest::default()
             })
             .await
         else {

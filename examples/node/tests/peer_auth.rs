@@ -94,8 +94,15 @@ fn raw_get(node: SocketAddr, key: &str, token: Option<&str>) -> Code {
     let key = key.to_owned();
     raw_call(node, token, |mut client, metadata| async move {
         let group = GROUP.to_owned();
-        let request =
-            tonic::Request::from_parts(metadata, Default::default(), GetRequest { group, key });
+        let request = tonic::Request::from_parts(
+            metadata,
+            Default::default(),
+            GetRequest {
+                group,
+                key,
+                ..GetRequest::default()
+            },
+        );
         client.get(request).await.map(drop)
     })
 }
@@ -104,8 +111,15 @@ fn raw_remove(node: SocketAddr, key: &str, token: Option<&str>) -> Code {
     let key = key.to_owned();
     raw_call(node, token, |mut client, metadata| async move {
         let group = GROUP.to_owned();
-        let request =
-            tonic::Request::from_parts(metadata, Default::default(), RemoveRequest { group, key });
+        let request = tonic::Request::from_parts(
+            metadata,
+            Default::default(),
+            RemoveRequest {
+                group,
+                key,
+                ..RemoveRequest::default()
+            },
+        );
         client.remove(request).await.map(drop)
     })
 }

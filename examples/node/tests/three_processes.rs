@@ -233,38 +233,58 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
     nodes.children[victim].wait().unwrap();
     let victim_addr = addrs[victim].to_string();
 
-    // Still in everyone's ring: requests for its keys fall back to a local read.
+    // Still in everyone's ring: requests for its keys go to their substitute, the next
+    // survivor on the ring, which reads each once (and keeps it while the node is out).
     let asker = survivors[0];
-    let reads_before = file_loads(asker)[0];
+    let reads_before: Vec<u64> = survivors.iter().map(|n| file_loads(*n)[0]).collect();
     let mut victims_keys = Vec::new();
-    let mut own_keys = 0;
     for key in &late_keys {
         let owner = value(asker, key)["owner"].clone();
         if owner == victim_addr.as_str() {
             victims_keys.push(key.clone());
-        } else if owner == asker.to_string().as_str() {
-            own_keys += 1;
         }
     }
-    let fell_back = victims_keys.len() as u64;
-    assert!(fell_back > 0, "no late key was owned by the killed node");
+    assert!(
+        !victims_keys.is_empty(),
+        "no late key was owned by the killed node"
+    );
+    let reads: u64 = survivors
+        .iter()
+        .zip(&reads_before)
+        .map(|(n, before)| file_loads(*n)[0] - before)
+        .sum();
     assert_eq!(
-        file_loads(asker)[0],
-        reads_before + own_keys + fell_back,
-        "the asker read its own late keys and the killed node's, not the other survivor's"
+        reads,
+        late_keys.len() as u64,
+        "every late key read once by the survivors, the killed node's on their substitute"
     );
     assert!(group_stat(asker, "contents", "peer_errors") >= 1);
-    assert!(group_stat(asker, "contents", "fallback_loads") >= fell_back);
-    // The metadata group falls back the same way: the record says the asker made it.
+    assert!(group_stat(asker, "contents", "rerouted_gets") >= victims_keys.len() as u64);
+    // The metadata group goes the same way: the record says a survivor made it, and asking
+    // again (on either survivor) reads nothing more.
+    let survivor_names: Vec<String> = survivors.iter().map(ToString::to_string).collect();
     for key in &victims_keys {
         let body = meta(asker, key);
+        let made_by = body["loaded_by"].as_str().unwrap().to_owned();
+        assert!(
+            survivor_names.contains(&made_by),
+            "{key}: made by a survivor, not {made_by}"
+        );
         assert_eq!(
-            body["loaded_by"],
-            asker.to_string(),
-            "{key}: made by the asker"
+            meta(survivors[1], key)["loaded_by"],
+            made_by.as_str(),
+            "{key}: made once"
         );
     }
-    assert!(group_stat(asker, "metadata", "fallback_loads") >= fell_back);
+    let reads_again: u64 = survivors.iter().map(|n| file_loads(*n)[0]).sum();
+    for key in &victims_keys {
+        value(survivors[1], key);
+    }
+    assert_eq!(
+        survivors.iter().map(|n| file_loads(*n)[0]).sum::<u64>(),
+        reads_again,
+        "the substitute keeps what it read for the killed node"
+    );
 
     // Discovery drops it: the survivors agree on a two-member ring and own every key.
     write_peers(&dir, &survivors);

@@ -78,6 +78,19 @@ impl<V: Send + Sync + 'static> MokaStore<V> {
         dropped
     }
 
+    /// Removes and returns every entry whose key `take` accepts.
+    pub(super) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
+        let mut taken = Vec::new();
+        for (key, _) in &self.cache {
+            if take(&key)
+                && let Some(entry) = self.cache.remove(key.as_str())
+            {
+                taken.push((key.as_ref().clone(), entry));
+            }
+        }
+        taken
+    }
+
     /// `(entries, weighted bytes)`, after moka's pending maintenance has run.
     pub(super) fn size(&self) -> (u64, u64) {
         self.cache.run_pending_tasks();

@@ -136,6 +136,24 @@ impl<V: Send + Sync + 'static> QuickStore<V> {
         dropped.into_inner() as usize
     }
 
+    /// Removes and returns every entry whose key `take` accepts.
+    pub(super) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
+        let taken = Mutex::new(Vec::new());
+        self.cache.retain(|key, entry| {
+            if !take(key) {
+                return true;
+            }
+            taken
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((key.clone(), Arc::clone(entry)));
+            false
+        });
+        taken
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `(entries, weighted bytes)`.
     pub(super) fn size(&self) -> (u64, u64) {
         (self.cache.len() as u64, self.cache.weight())

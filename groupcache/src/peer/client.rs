@@ -12,9 +12,11 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::PeerConnector;
+use super::breaker::{Breaker, BreakerConfig, PeerHealth, Transition};
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
 use crate::log_throttle::LogThrottle;
+use crate::stats::PeerSetCounters;
 use crate::telemetry::{MetricNames, PeerResult, PeerTelemetry};
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer};
@@ -43,6 +45,10 @@ pub(crate) struct ChannelConfig {
     pub(crate) tls: Option<crate::security::PeerTls>,
     /// Where request latencies are recorded (feature `metrics`), if exported.
     pub(crate) telemetry: Option<std::sync::Arc<MetricNames>>,
+    /// When a peer counts as out, and for how long.
+    pub(crate) breaker: BreakerConfig,
+    /// Where breaker transitions are counted.
+    pub(crate) counters: std::sync::Arc<PeerSetCounters>,
 }
 
 impl ChannelConfig {
@@ -112,6 +118,9 @@ pub(crate) struct PeerClient {
     refused_log: std::sync::Arc<LogThrottle>,
     /// "The owner refused the request as misconfigured" (unknown group, wrong service, ...).
     misconfigured_log: std::sync::Arc<LogThrottle>,
+    /// Whether the peer is answering (shared by clones).
+    breaker: std::sync::Arc<Breaker>,
+    counters: std::sync::Arc<PeerSetCounters>,
 }
 
 impl PeerClient {
@@ -142,7 +151,68 @@ impl PeerClient {
             unreachable_log: std::sync::Arc::default(),
             refused_log: std::sync::Arc::default(),
             misconfigured_log: std::sync::Arc::default(),
+            breaker: std::sync::Arc::new(Breaker::new(config.breaker)),
+            counters: std::sync::Arc::clone(&config.counters),
         })
+    }
+
+    /// Whether this peer's breaker is open: send it nothing, route its keys to a substitute.
+    #[inline]
+    pub(crate) fn is_out(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// What this peer knows of that peer's health.
+    pub(crate) fn health(&self) -> PeerHealth {
+        self.breaker.health(&self.peer)
+    }
+
+    /// Starts the background probe of an open breaker whose cool-down has passed, if there is
+    /// a runtime to run it on. Returns at once: no caller waits for a probe.
+    pub(crate) fn probe_if_due(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.breaker.probe_due() {
+            return;
+        }
+        let client = self.clone();
+        runtime.spawn(async move {
+            let result = client.describe(None).await;
+            let answered = !matches!(result, Err(PeerFailure::Transport(_)));
+            let transition = client.breaker.probe_finished(answered);
+            client.report(transition);
+        });
+    }
+
+    /// Feeds the breaker one request's result: an answer of any kind proves the peer is
+    /// there; a transport failure counts towards opening it.
+    fn observe<T>(&self, result: &Result<T, PeerFailure>) {
+        match result {
+            Ok(_) | Err(PeerFailure::Answer(_)) => self.breaker.record_answer(),
+            Err(PeerFailure::Transport(_)) => self.report(self.breaker.record_failure()),
+        }
+    }
+
+    /// Logs and counts a breaker transition: one line each, never one per request.
+    fn report(&self, transition: Transition) {
+        match transition {
+            Transition::None => {}
+            Transition::Opened(cool_down) => {
+                self.counters.breaker_opened.bump();
+                tracing::warn!(
+                    peer = %self.peer,
+                    failures = self.breaker.health(&self.peer).consecutive_failures,
+                    ?cool_down,
+                    "peer not answering: its keys go to substitutes; probing it again after \
+                     the cool-down (PeerSetStats::breaker_opened counts each opening)"
+                );
+            }
+            Transition::Closed => {
+                self.counters.breaker_closed.bump();
+                tracing::info!(peer = %self.peer, "peer answering again: its keys go back to it");
+            }
+        }
     }
 
     pub(crate) fn peer(&self) -> &GroupcachePeer {
@@ -166,15 +236,54 @@ impl PeerClient {
 
     /// Asks the peer for the encoded value of `key` in `group`, as part of the trace
     /// `context`.
+    /// `substitute_for` names the key's owner when this peer is asked in its stead.
     pub(crate) async fn get(
         &self,
         group: &str,
         key: &str,
+        substitute_for: Option<&GroupcachePeer>,
         context: Option<&TraceContext>,
     ) -> Result<Bytes, PeerFailure> {
-        let started = self.telemetry.as_ref().map(|_| Instant::now());
-        let span =
-            tracing::debug_span!("groupcache.peer_request", peer = %self.peer, span_id = Empty);
+        let ask = Ask {
+            substitute_for,
+            held_only: false,
+            timeout: self.timeout,
+        };
+        let result = self.ask(group, key, ask, context).await;
+        self.observe(&result);
+        result
+    }
+
+    /// Asks the peer for the encoded value of `key` only if it holds it, within `timeout`:
+    /// `None` if it does not, or does not answer in time (this peer then loads). Not fed to the
+    /// breaker: a deadline this short says nothing about whether the peer is out.
+    pub(crate) async fn held(&self, group: &str, key: &str, timeout: Duration) -> Option<Bytes> {
+        let ask = Ask {
+            substitute_for: None,
+            held_only: true,
+            timeout: timeout.min(self.timeout),
+        };
+        let span = tracing::debug_span!("groupcache.handoff_request", peer = %self.peer);
+        self.ask(group, key, ask, None).instrument(span).await.ok()
+    }
+
+    async fn ask(
+        &self,
+        group: &str,
+        key: &str,
+        ask: Ask<'_>,
+        context: Option<&TraceContext>,
+    ) -> Result<Bytes, PeerFailure> {
+        // A handoff ask is no fetch: neither timed with the peer requests nor given their span.
+        let started = (!ask.held_only)
+            .then_some(())
+            .and(self.telemetry.as_ref())
+            .map(|_| Instant::now());
+        let span = if ask.held_only {
+            tracing::Span::none()
+        } else {
+            tracing::debug_span!("groupcache.peer_request", peer = %self.peer, span_id = Empty)
+        };
         if let Some(context) = context {
             span.record("span_id", context.span_id().as_str());
         }
@@ -183,13 +292,23 @@ impl PeerClient {
             let mut request = self.request(GetRequest {
                 group: group.to_owned(),
                 key: key.to_owned(),
+                substitute_for: ask
+                    .substitute_for
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                held_only: ask.held_only,
             });
+            request.set_timeout(ask.timeout);
             if let Some(context) = context {
                 context.inject(request.metadata_mut());
             }
             async move { client.get(request).await }
         });
-        let result = match self.deadline(group, key, call).instrument(span).await {
+        let result = match self
+            .deadline_of(ask.timeout, group, key, call)
+            .instrument(span)
+            .await
+        {
             Ok(Ok(response)) => Ok(response.into_inner().value),
             Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
             Err(failure) => Err(failure),
@@ -218,26 +337,39 @@ impl PeerClient {
             });
             async move { client.describe(request).await }
         });
-        match self.deadline("", shown, call).await? {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => Err(from_status(&status, "", shown, &self.peer)),
-        }
+        let result = match self.deadline("", shown, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(from_status(&status, "", shown, &self.peer)),
+            Err(failure) => Err(failure),
+        };
+        self.observe(&result);
+        result
     }
 
-    /// Asks the peer to drop `key` from its caches of `group`.
-    pub(crate) async fn remove(&self, group: &str, key: &str) -> Result<(), PeerFailure> {
+    /// Asks the peer to drop `key` from its caches of `group`; `from_new_owner` when this peer
+    /// is the key's new owner telling its previous one (see the proto).
+    pub(crate) async fn remove(
+        &self,
+        group: &str,
+        key: &str,
+        from_new_owner: bool,
+    ) -> Result<(), PeerFailure> {
         let call = retry_refused(key, &self.peer, || {
             let mut client = self.client.clone();
             let request = self.request(RemoveRequest {
                 group: group.to_owned(),
                 key: key.to_owned(),
+                from_new_owner,
             });
             async move { client.remove(request).await }
         });
-        match self.deadline(group, key, call).await? {
-            Ok(_) => Ok(()),
-            Err(status) => Err(from_status(&status, group, key, &self.peer)),
-        }
+        let result = match self.deadline(group, key, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
+            Err(failure) => Err(failure),
+        };
+        self.observe(&result);
+        result
     }
 
     /// A request with this peer's deadline and token.
@@ -262,6 +394,17 @@ impl PeerClient {
         key: &str,
         call: impl Future<Output = T>,
     ) -> Result<T, PeerFailure> {
+        self.deadline_of(self.timeout, group, key, call).await
+    }
+
+    /// [`PeerClient::deadline`] with another timeout than the peer timeout.
+    async fn deadline_of<T>(
+        &self,
+        timeout: Duration,
+        group: &str,
+        key: &str,
+        call: impl Future<Output = T>,
+    ) -> Result<T, PeerFailure> {
         let failure = |detail: String| {
             let err = Error::new(ErrorKind::Peer, detail);
             let err = if group.is_empty() {
@@ -271,18 +414,23 @@ impl PeerClient {
             };
             PeerFailure::Transport(err.with_key(key).with_peer(&self.peer))
         };
-        match tokio::time::timeout(self.timeout, AssertUnwindSafe(call).catch_unwind()).await {
+        match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(panic)) => Err(failure(format!(
                 "the peer's reply made the gRPC client panic: {}",
                 crate::flight::panic_message(&*panic)
             ))),
-            Err(_) => Err(failure(format!(
-                "no answer within the peer timeout of {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(failure(format!("no answer within {timeout:?}"))),
         }
     }
+}
+
+/// How one `Get` is asked.
+#[derive(Debug, Clone, Copy)]
+struct Ask<'a> {
+    substitute_for: Option<&'a GroupcachePeer>,
+    held_only: bool,
+    timeout: Duration,
 }
 
 /// Sends a request, and sends it once more if the peer reset it with `REFUSED_STREAM`: HTTP/2

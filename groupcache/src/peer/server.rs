@@ -17,13 +17,13 @@ use tonic::{Request, Response, Status};
 use tonic::transport::Server;
 
 use super::client::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
-use super::status::{mark_refused_request, to_status};
+use super::status::{malformed_request, mark_refused_request, not_held, to_status};
 use super::token_layer::TokenCheck;
 use crate::builder::Config;
 use crate::peer_set::PeerSet;
 use crate::stats::PeerSetCounters;
 use crate::trace::TraceContext;
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, GroupcachePeer};
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -59,13 +59,43 @@ impl PeerHandler {
     }
 }
 
+/// The owner a `Get` says its asker found out, if any: empty, or a peer address.
+fn parse_substitute_for(text: &str) -> Result<Option<GroupcachePeer>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        let mut cut = text.len().min(64);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        malformed_request(&format!(
+            "substitute_for must be the owner's address (host:port), not {:?}",
+            &text[..cut]
+        ))
+    })
+}
+
 #[tonic::async_trait]
 impl GroupcacheRpc for PeerHandler {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         // The asker's trace, if it sent one: this peer's spans join it.
         let parent = TraceContext::extract(request.metadata());
-        let GetRequest { group, key } = request.into_inner();
+        let GetRequest {
+            group,
+            key,
+            substitute_for,
+            held_only,
+        } = request.into_inner();
         let hosted = self.group(&group)?;
+        let substitute_for = parse_substitute_for(&substitute_for)?;
+        if held_only {
+            return match hosted.serve_held(&key) {
+                Ok(Some(value)) => Ok(Response::new(GetResponse { value })),
+                Ok(None) => Err(not_held()),
+                Err(err) => Err(to_status(&err)),
+            };
+        }
         let span = tracing::debug_span!(
             "groupcache.serve",
             group = %group,
@@ -92,7 +122,7 @@ impl GroupcacheRpc for PeerHandler {
         };
         // Rule 6: answer here, from cache or loader, never forward, whatever our ring says.
         let value = hosted
-            .serve_get(key, context)
+            .serve_get(key, substitute_for, context)
             .instrument(span)
             .await
             .map_err(|err| to_status(&err))?;
@@ -118,9 +148,14 @@ impl GroupcacheRpc for PeerHandler {
         &self,
         request: Request<RemoveRequest>,
     ) -> Result<Response<RemoveResponse>, Status> {
-        let RemoveRequest { group, key } = request.into_inner();
+        let RemoveRequest {
+            group,
+            key,
+            from_new_owner,
+        } = request.into_inner();
         self.group(&group)?
-            .serve_remove(&key)
+            .serve_remove(key, from_new_owner)
+            .await
             .map_err(|err| to_status(&err))?;
         Ok(Response::new(RemoveResponse {}))
     }

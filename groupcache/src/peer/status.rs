@@ -107,6 +107,29 @@ fn truncate(text: &str, max: usize) -> String {
 /// request was refused as it arrived. Never sent for a handler's own errors.
 const REQUEST_TOO_LARGE: &str = "request-too-large";
 const MALFORMED_REQUEST: &str = "malformed-request";
+/// The mark of a `held_only` request's "I do not hold it".
+const NOT_HELD: &str = "not-held";
+
+/// The answer to a `held_only` request for a value this peer does not hold.
+pub(crate) fn not_held() -> Status {
+    let mut status = Status::not_found("this peer does not hold the value");
+    status
+        .metadata_mut()
+        .insert(ERROR_KIND_KEY, MetadataValue::from_static(NOT_HELD));
+    status
+}
+
+/// The status for a request that decoded but makes no sense (a field that must be a peer
+/// address is not one): `InvalidArgument`, marked as a malformed request, so the asker reports
+/// it as a refusal instead of an outage.
+pub(crate) fn malformed_request(detail: &str) -> Status {
+    let mut status = Status::invalid_argument(truncate(detail, MAX_DETAIL));
+    status.metadata_mut().insert(
+        ERROR_KIND_KEY,
+        MetadataValue::from_static(MALFORMED_REQUEST),
+    );
+    status
+}
 
 /// Gives a request that tonic refused before the handler ran (its message over this peer's
 /// request limit: `OutOfRange`; a message that does not decode, such as a key that is not
@@ -182,6 +205,9 @@ pub(crate) fn from_status(
                     status.message()
                 ),
             );
+        }
+        Some(mark) if mark == NOT_HELD.as_bytes() => {
+            return answer(ErrorKind::NotFound, status.message().to_owned());
         }
         Some(mark) if mark == MALFORMED_REQUEST.as_bytes() => {
             return answer(

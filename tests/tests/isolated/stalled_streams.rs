@@ -144,8 +144,11 @@ async fn streams_that_never_send_a_body_are_closed_at_the_peer_timeout() {
         {
             let first_growth = first.saturating_sub(*before);
             let last_growth = last.saturating_sub(*next_to_last);
+            // A leak of what the streams held would repeat round 1's growth in every round;
+            // allocator noise on a loaded 2-core machine has reached 28% of it (one CI run), so
+            // the bound is half of round 1's, not a quarter.
             assert!(
-                last_growth <= first_growth / 4,
+                last_growth <= first_growth / 2,
                 "round {ROUNDS} still grew the server's RSS by {:.1} MiB (round 1: {:.1} MiB)",
                 mib(last_growth),
                 mib(first_growth)

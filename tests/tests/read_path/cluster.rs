@@ -4,8 +4,13 @@
 use std::time::{Duration, Instant};
 
 use groupcache::{ErrorKind, GroupcachePeer};
-use groupcache_tests::{Script, TestCluster, value_of, wait_until, within_limit};
+use groupcache_tests::{ClusterSpec, Script, TestCluster, value_of, wait_until, within_limit};
 use tokio::task::JoinSet;
+
+/// A cluster whose peers never ask a key's previous owner before loading it.
+async fn without_handoff(nodes: usize) -> TestCluster {
+    TestCluster::start_with(nodes, |_, b| b.handoff_window(Duration::ZERO)).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_herd_of_10_000_over_3_peers_loads_once_in_the_cluster() {
@@ -188,7 +193,9 @@ async fn peers_whose_lists_disagree_answer_without_forwarding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_peers_or_only_itself_every_key_loads_locally() {
     within_limit(async {
-        let cluster = TestCluster::start(2).await;
+        // Without warm handoff: node 1, left alone, would otherwise take over what node 0
+        // (its previous owner for some keys) holds instead of loading it (see handoff.rs).
+        let cluster = without_handoff(2).await;
         cluster.set_peers_on(0, &[]).await;
         cluster.set_peers_on(1, &[cluster.addr(1)]).await;
         for n in 0..2 {
@@ -292,7 +299,9 @@ async fn a_value_heavier_than_the_cache_is_returned_but_not_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_former_owner_drops_values_it_no_longer_owns() {
     within_limit(async {
-        let cluster = TestCluster::start(2).await;
+        // Without warm handoff, a moved key reloads on its new owner; with it (the default),
+        // the new owner takes the value over: `faults/handoff.rs`.
+        let cluster = without_handoff(2).await;
         let key = cluster.key_owned_by(0, "moves");
         let other = cluster.key_owned_by(0, "other");
         for k in [&key, &other] {
@@ -321,7 +330,12 @@ async fn a_former_owner_drops_values_it_no_longer_owns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_drops_its_hot_copy_and_loads_afresh() {
     within_limit(async {
-        let cluster = TestCluster::start_keeping_hot_copies(2).await;
+        // Without warm handoff (with it, the new owner asks node 1 first: `faults/handoff.rs`).
+        let cluster = ClusterSpec::new(2)
+            .configure(|_, b| b.handoff_window(Duration::ZERO))
+            .keeping_hot_copies()
+            .start()
+            .await;
         let key = cluster.key_owned_by(1, "adopted");
         cluster.node(0).get(&key).await.unwrap();
         assert_eq!(cluster.node(0).stats().hot_cache.entries, 1);

@@ -194,6 +194,7 @@ fn get(key: &str) -> GetRequest {
     GetRequest {
         group: GROUP.into(),
         key: key.into(),
+        ..GetRequest::default()
     }
 }
 

@@ -56,6 +56,7 @@ async fn malformed_frames_get_an_error_status_and_the_server_keeps_serving() {
         let valid = GetRequest {
             group: GROUP.into(),
             key: "fine".into(),
+            ..GetRequest::default()
         };
         // The hand encoding agrees with prost's, so the cases built with it differ from a
         // valid request only where they mean to.

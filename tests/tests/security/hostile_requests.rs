@@ -12,6 +12,7 @@ fn get(key: String) -> GetRequest {
     GetRequest {
         group: GROUP.into(),
         key,
+        ..GetRequest::default()
     }
 }
 
@@ -70,6 +71,7 @@ async fn unknown_or_oversized_group_names_get_a_status_and_the_server_keeps_serv
         let unknown = |group: String| GetRequest {
             group,
             key: "fine".into(),
+            ..GetRequest::default()
         };
 
         // A group this peer does not host: `NotFound`, marked as such, counted by the peer

@@ -92,6 +92,7 @@ impl EchoPair {
             .get(GetRequest {
                 group: GROUP.to_owned(),
                 key: key.to_owned(),
+                ..GetRequest::default()
             })
             .await
             .map_err(|s| s.to_string())?;
