@@ -1,10 +1,12 @@
 //! `compare`: the same workloads, in one process run, against this library, the published
 //! `groupcache` crate 0.3.0, and raw baselines (moka, quick_cache and `HashMap` gets for a
-//! local hit; a bare tonic echo for a remote hit). Prints one Markdown table with ratios;
+//! local hit; a bare tonic echo for a remote hit), and under faults (an owner dead or stalled,
+//! membership unchanged). Prints one Markdown table with ratios;
 //! `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each row means.
 //!
 //! ```text
-//! cargo run --release -p groupcache-benches --bin compare            # ~2-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare            # ~2.5-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare -- --only faults # ~16 s
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
 
