@@ -1,6 +1,7 @@
 //! What the workloads need from a cluster, whichever crate runs it: `get` on a node, the
 //! source's load counts, and the number of peer requests served. Also the one way every
-//! contender's server is started (same tonic settings for all).
+//! contender's server is started (same tonic settings for all), and where a node is put behind
+//! a [`FaultProxy`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,12 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::source::Source;
+
+/// The peer timeout of every workload but the faults: 64 replies of 8 MiB in flight on one
+/// connection take longer than our 2 s default. Both crates are given the same.
+pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a cluster is set up for one workload.
 #[derive(Debug, Clone)]
@@ -28,6 +34,13 @@ pub(crate) struct Setup {
     pub(crate) hot_cache: bool,
     /// Largest value the cluster must move (limits are raised to fit it where the crate can).
     pub(crate) max_value: usize,
+    /// Deadline of a request to a peer, the same for both crates (ours: `peer_timeout`;
+    /// 0.3.0: the tonic endpoint's request timeout). Both connect within the smaller of this
+    /// and our default connect timeout, 1 s.
+    pub(crate) peer_timeout: Duration,
+    /// The node that every node, itself included, knows by the address of a [`FaultProxy`] in
+    /// front of its server, so that a workload can cut it off with [`Servers::fault`].
+    pub(crate) proxied: Option<usize>,
 }
 
 /// A running cluster of one contender.
@@ -50,6 +63,7 @@ pub(crate) trait Cluster: Send + Sync + 'static {
 pub(crate) struct Servers {
     tasks: Vec<JoinHandle<()>>,
     pub(crate) rpcs: Arc<AtomicU64>,
+    proxy: Option<FaultProxy>,
 }
 
 impl Servers {
@@ -72,6 +86,33 @@ impl Servers {
             addrs.push(addr);
         }
         (listeners, addrs)
+    }
+
+    /// The addresses the nodes are known by, ring and peer lists alike: `addrs`, except node
+    /// `proxied`'s, which is that of a [`FaultProxy`] relaying to its server (kept here).
+    pub(crate) async fn advertised(
+        &mut self,
+        mut addrs: Vec<SocketAddr>,
+        proxied: Option<usize>,
+    ) -> Vec<SocketAddr> {
+        if let Some(node) = proxied {
+            let proxy = FaultProxy::start(addrs[node]).await;
+            addrs[node] = proxy.addr();
+            self.proxy = Some(proxy);
+        }
+        addrs
+    }
+
+    /// Cuts off (or lets through) the node behind the proxy.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster was started without `Setup::proxied`.
+    pub(crate) fn fault(&self, fault: Fault) {
+        self.proxy
+            .as_ref()
+            .expect("a cluster started with Setup::proxied")
+            .set(fault);
     }
 
     /// Serves `routes` on `listener` with `TCP_NODELAY`, as every contender is served.

@@ -1,16 +1,20 @@
 //! `compare`: the same workloads, in one process run, against this library, the published
 //! `groupcache` crate 0.3.0, and raw baselines (moka, quick_cache and `HashMap` gets for a
-//! local hit; a bare tonic echo for a remote hit). Prints one Markdown table with ratios;
+//! local hit; a bare tonic echo for a remote hit), and under faults (an owner dead or stalled,
+//! membership unchanged). Prints one Markdown table with ratios;
 //! `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each row means.
 //!
 //! ```text
-//! cargo run --release -p groupcache-benches --bin compare            # ~2-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare            # ~2.5-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare -- --only faults # ~16 s
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
 
 mod cluster;
 mod echo;
 mod fanout;
+mod fault_proxy;
+mod faults;
 mod floors;
 mod measure;
 mod ours;
@@ -45,7 +49,8 @@ struct Args {
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
     /// Only run workloads whose name contains this ("local hit", "remote hit 100 B",
-    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf").
+    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf", "faults"
+    /// for both of "faults: dead owner" and "faults: stalled owner").
     #[arg(long)]
     only: Option<String>,
     /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap, fan-out).
@@ -72,6 +77,11 @@ fn plan(args: &Args) -> Plan {
         zipf_gets: if args.quick { 20_000 } else { 200_000 },
         zipf_loader: Duration::from_millis(2),
         large_value: 8 << 20,
+        fault_keys: 64,
+        fault_rounds: if args.quick { 2 } else { 5 },
+        stall_window: Duration::from_secs(if args.quick { 1 } else { 5 }),
+        fault_peer_timeout: Duration::from_secs(1),
+        fault_loader: Duration::from_millis(2),
         rounds: if args.quick { 2 } else { 5 },
         contenders: args
             .contenders
@@ -119,6 +129,20 @@ fn main() {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
             zipf::zipf(&plan, &mut rows).await;
         }
+        if wanted("faults: dead owner") {
+            eprintln!(
+                "[{:>5.1}s] faults: dead owner",
+                started.elapsed().as_secs_f64()
+            );
+            faults::dead_owner(&plan, &mut rows).await;
+        }
+        if wanted("faults: stalled owner") {
+            eprintln!(
+                "[{:>5.1}s] faults: stalled owner",
+                started.elapsed().as_secs_f64()
+            );
+            faults::stalled_owner(&plan, &mut rows).await;
+        }
     });
     let total = started.elapsed();
     println!("{}", report::table(&rows));
@@ -143,6 +167,11 @@ fn main() {
             "zipf_gets": plan.zipf_gets,
             "zipf_loader_ms": plan.zipf_loader.as_millis() as u64,
             "large_value_bytes": plan.large_value,
+            "fault_keys": plan.fault_keys,
+            "fault_rounds": plan.fault_rounds,
+            "stall_window_ms": plan.stall_window.as_millis() as u64,
+            "fault_peer_timeout_ms": plan.fault_peer_timeout.as_millis() as u64,
+            "fault_loader_ms": plan.fault_loader.as_millis() as u64,
             "total_seconds": total.as_secs_f64(),
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         });

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use groupcache::cache::PromoteOneIn;
@@ -12,6 +11,7 @@ use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::cluster::{Cluster, Servers, Setup};
+use crate::faults::Faulty;
 use crate::source::{NodeSource, Source};
 
 /// Room for the encoding's length prefix and the gRPC framing above the value itself.
@@ -33,6 +33,7 @@ impl Ours {
         let source = Source::new(setup.nodes, setup.value_size, setup.loader_delay);
         let mut servers = Servers::default();
         let (listeners, addrs) = Servers::bind_many(setup.nodes).await;
+        let addrs = servers.advertised(addrs, setup.proxied).await;
         let mut nodes = Vec::new();
         for (node, listener) in listeners.into_iter().enumerate() {
             let loader = NodeSource {
@@ -41,9 +42,7 @@ impl Ours {
             };
             let cache = Groupcache::builder(addrs[node])
                 .max_value_size(setup.max_value + LIMIT_SLACK)
-                // 64 replies of 8 MiB in flight on one connection take longer than the 2 s
-                // default; the 0.3.0 crate is given the same 10 s.
-                .peer_timeout(Duration::from_secs(10))
+                .peer_timeout(setup.peer_timeout)
                 .build();
             let group = cache
                 .group(GROUP, loader)
@@ -89,5 +88,11 @@ impl Cluster for Ours {
 
     fn rpcs(&self) -> u64 {
         self.servers.count()
+    }
+}
+
+impl Faulty for Ours {
+    fn servers(&self) -> &Servers {
+        &self.servers
     }
 }

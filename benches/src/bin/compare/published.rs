@@ -3,7 +3,9 @@
 //!
 //! Its settings are its defaults except where a workload says otherwise: a main cache without
 //! a bound, a hot cache of 10,000 entries for 30 s (or none), tonic's default 4 MiB limit on
-//! a decoded reply (it has no setting for it: its client is not exposed).
+//! a decoded reply (it has no setting for it: its client is not exposed). Its peer deadlines
+//! are set to ours (`Setup::peer_timeout`), through the one setting it offers for them, the
+//! tonic endpoint.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +19,7 @@ use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::cluster::{Cluster, Servers, Setup};
+use crate::faults::Faulty;
 use crate::source::{NodeSource, Source};
 
 pub(crate) struct Published {
@@ -30,15 +33,22 @@ impl Published {
         let source = Source::new(setup.nodes, setup.value_size, setup.loader_delay);
         let mut servers = Servers::default();
         let (listeners, addrs) = Servers::bind_many(setup.nodes).await;
+        let addrs = servers.advertised(addrs, setup.proxied).await;
         let mut nodes = Vec::new();
+        // The same deadlines as ours (see `Setup::peer_timeout`).
+        let peer_timeout = setup.peer_timeout;
+        let connect_timeout = peer_timeout.min(groupcache::defaults::CONNECT_TIMEOUT);
         for (node, listener) in listeners.into_iter().enumerate() {
             let loader = NodeSource {
                 source: Arc::clone(&source),
                 node,
             };
             let mut builder = Groupcache::builder(GroupcachePeer::from_socket(addrs[node]), loader)
-                .grpc_endpoint_builder(|endpoint| {
-                    endpoint.tcp_nodelay(true).timeout(Duration::from_secs(10))
+                .grpc_endpoint_builder(move |endpoint| {
+                    endpoint
+                        .tcp_nodelay(true)
+                        .timeout(peer_timeout)
+                        .connect_timeout(connect_timeout)
                 });
             if !setup.hot_cache {
                 // Capacity 0 alone would still serve an entry until moka's next maintenance
@@ -86,5 +96,11 @@ impl Cluster for Published {
 
     fn rpcs(&self) -> u64 {
         self.servers.count()
+    }
+}
+
+impl Faulty for Published {
+    fn servers(&self) -> &Servers {
+        &self.servers
     }
 }

@@ -1,9 +1,10 @@
 //! The "database" behind every cluster: returns the same payload for every key, after an
-//! optional delay, and counts its loads per node. It implements the loader traits of both
+//! optional delay, and counts its loads per node and per key. It implements the loader traits of both
 //! groupcache crates, so both are fed the same way.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +15,9 @@ pub(crate) struct Source {
     payload: Bytes,
     delay: Option<Duration>,
     loads: Vec<AtomicU64>,
+    /// Loads of each key, all nodes together. A `std` mutex: held for one map update, never
+    /// across an `.await`, and a load is rare next to the gets the workloads time.
+    by_key: Mutex<HashMap<String, u64>>,
 }
 
 impl Source {
@@ -22,6 +26,7 @@ impl Source {
             payload: Bytes::from(vec![0xA5; value_size]),
             delay,
             loads: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
+            by_key: Mutex::new(HashMap::new()),
         })
     }
 
@@ -33,8 +38,20 @@ impl Source {
         (0..self.loads.len()).map(|n| self.loads_on(n)).sum()
     }
 
-    async fn load(&self, node: usize) -> Bytes {
+    /// Loads of `key` so far, on every node.
+    pub(crate) fn key_loads(&self, key: &str) -> u64 {
+        let by_key = self.by_key.lock().expect("per-key load counts");
+        by_key.get(key).copied().unwrap_or(0)
+    }
+
+    async fn load(&self, node: usize, key: &str) -> Bytes {
         self.loads[node].fetch_add(1, Ordering::Relaxed);
+        *self
+            .by_key
+            .lock()
+            .expect("per-key load counts")
+            .entry(key.to_owned())
+            .or_default() += 1;
         if let Some(delay) = self.delay {
             tokio::time::sleep(delay).await;
         }
@@ -53,8 +70,8 @@ pub(crate) struct NodeSource {
 impl groupcache::ValueLoader for NodeSource {
     type Value = Bytes;
 
-    async fn load(&self, _key: &str) -> Result<Bytes, groupcache::BoxError> {
-        Ok(self.source.load(self.node).await)
+    async fn load(&self, key: &str) -> Result<Bytes, groupcache::BoxError> {
+        Ok(self.source.load(self.node, key).await)
     }
 }
 
@@ -64,8 +81,8 @@ impl groupcache_crates_io::ValueLoader for NodeSource {
 
     async fn load(
         &self,
-        _key: &str,
+        key: &str,
     ) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync + 'static>> {
-        Ok(self.source.load(self.node).await)
+        Ok(self.source.load(self.node, key).await)
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster::{Cluster, Setup};
+use crate::cluster::{Cluster, PEER_TIMEOUT, Setup};
 use crate::fanout::FanOut;
 use crate::measure;
 use crate::ours::Ours;
@@ -24,6 +24,8 @@ pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
         loader_delay: Some(plan.stampede_loader),
         hot_cache: true,
         max_value: 100,
+        peer_timeout: PEER_TIMEOUT,
+        proxied: None,
     };
     let workload = format!(
         "stampede {} callers, 3 peers, {} ms loader",

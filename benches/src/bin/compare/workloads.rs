@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cluster::{Cluster, Setup, keys_owned_by};
+use crate::cluster::{Cluster, PEER_TIMEOUT, Setup, keys_owned_by};
 use crate::echo::EchoPair;
 use crate::floors::{MapGet, MokaGet, QuickGet};
 use crate::measure::{Budget, Op};
@@ -30,6 +30,15 @@ pub(crate) struct Plan {
     pub(crate) zipf_gets: usize,
     pub(crate) zipf_loader: Duration,
     pub(crate) large_value: usize,
+    /// Keys of the cut-off owner asked for in the faults workloads.
+    pub(crate) fault_keys: usize,
+    /// Rounds of the dead owner workload (each asks every key on every survivor).
+    pub(crate) fault_rounds: usize,
+    /// How long the stalled owner workload asks for its keys.
+    pub(crate) stall_window: Duration,
+    /// Peer timeout of both crates in the faults workloads.
+    pub(crate) fault_peer_timeout: Duration,
+    pub(crate) fault_loader: Duration,
     /// Rounds each figure is split into, contenders alternating (see `rounds`).
     pub(crate) rounds: u32,
     /// Only these contenders (comma-separated names, matched by substring), or all.
@@ -137,6 +146,8 @@ pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
         loader_delay: None,
         hot_cache: true,
         max_value: 100,
+        peer_timeout: PEER_TIMEOUT,
+        proxied: None,
     };
     let keys = (0, 0, 1);
     let mut entrants = Vec::new();
@@ -184,6 +195,8 @@ async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<R
         loader_delay: None,
         hot_cache: false,
         max_value: value_size,
+        peer_timeout: PEER_TIMEOUT,
+        proxied: None,
     };
     let keys = (0, 1, plan.in_flight);
     let mut entrants = Vec::new();

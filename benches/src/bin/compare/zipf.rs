@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Zipf};
 use serde_json::json;
 
-use crate::cluster::{Cluster, Setup};
+use crate::cluster::{Cluster, PEER_TIMEOUT, Setup};
 use crate::measure::{self, Sample};
 use crate::ours::Ours;
 use crate::published::Published;
@@ -27,6 +27,8 @@ pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
         loader_delay: Some(plan.zipf_loader),
         hot_cache: true,
         max_value: 100,
+        peer_timeout: PEER_TIMEOUT,
+        proxied: None,
     };
     let draws = zipf_keys(plan);
     let distinct = draws.iter().collect::<HashSet<_>>().len() as u64;
