@@ -1,0 +1,416 @@
+//! The chaos soak: five `groupcache-node` processes on loopback, a Zipf read load through all
+//! of them, and a schedule of faults (kill -9 and restart, SIGSTOP and SIGCONT, a node joining
+//! through the peers file, a node leaving and stopped), with every answer checked against the
+//! files it came from.
+//!
+//! ```text
+//! cargo build -p groupcache-node -p chaos-soak
+//! target/debug/chaos-soak                       # 10 minutes; report in target/chaos-soak
+//! target/debug/chaos-soak --duration 60s --out /tmp/soak
+//! target/debug/chaos-soak --help
+//! ```
+//!
+//! The node executable is found next to this one (`--node-bin` to give another). The soak
+//! writes its backend (`--keys` files, each naming its key and version, 64 B to 2 KiB) into
+//! `OUT/data`, keeps the peers file at `OUT/peers` and each node process's stderr in
+//! `OUT/logs/<node>.<incarnation>.log`.
+//!
+//! It reports: requests, wrong answers, failed requests (HTTP errors, timeouts, connection
+//! errors) per phase, file reads per key against a bound (see `bound.rs`: one read per key,
+//! plus one per fault that takes its owner away or moves it), throughput and p99 per second,
+//! p99 per phase, each node's RSS at start and end, and WARN/ERROR log lines per minute;
+//! `OUT/report.txt` holds the same text and `OUT/soak.svg` plots throughput and p99 per second
+//! with the faults shaded.
+//!
+//! Exit status: 0 if every answer was right and no key was read more often than its bound
+//! allows (with `--loads-check report`, the bound is reported, not enforced); 1 otherwise,
+//! or if a fault step failed (a node that does not start or members not agreed on within
+//! 30 s); 2 for bad arguments.
+//!
+//! Requests go to the nodes the soak believes are up: a node is taken out of the load just
+//! before a fault is done to it and put back once it answers again, as a load balancer with
+//! perfect health checks would. Requests in flight to it when the fault happens are counted
+//! apart ("at target"); the failures that matter are those of the healthy nodes.
+
+mod backend;
+mod bound;
+mod cluster;
+mod http;
+mod load;
+mod monitor;
+mod nodes;
+mod report;
+mod schedule;
+mod stats;
+mod svg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+
+use crate::backend::{Backend, Layout};
+use crate::cluster::Cluster;
+use crate::load::{KeySampler, Shared, Targets};
+use crate::monitor::Monitor;
+use crate::nodes::NodeConfig;
+
+/// Runs five groupcache-node processes under a Zipf read load and a schedule of faults,
+/// checks every answer against the backend's files and file reads against a bound, and
+/// writes a report and a plot.
+#[derive(Debug, Parser)]
+#[command(name = "chaos-soak", version)]
+struct Args {
+    /// How long the load runs: seconds, or with a unit (`90s`, `10m`, `1h`). The faults are
+    /// spread over it.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    duration: Duration,
+
+    /// Where the report (`report.txt`), the plot (`soak.svg`), the data directory, the peers
+    /// file and the nodes' logs go.
+    #[arg(long, value_name = "DIR", default_value = "target/chaos-soak")]
+    out: PathBuf,
+
+    /// Number of keys (files) in the backend.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    keys: u32,
+
+    /// Concurrent HTTP clients, each with one request in flight.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+
+    /// Seeds the key draws and the choice of fault victims.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// The exponent of the Zipf distribution of keys (1.0: the hottest key gets about 12 % of
+    /// the requests with 2,000 keys).
+    #[arg(long, default_value_t = 1.0)]
+    zipf_exponent: f64,
+
+    /// Nodes at the start (a join adds one, a leave removes one).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=32))]
+    nodes: u32,
+
+    /// The `groupcache-node` executable. Default: the one next to this executable.
+    #[arg(long, value_name = "PATH")]
+    node_bin: Option<PathBuf>,
+
+    /// A request with no answer within this many milliseconds counts as a timeout.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    timeout_ms: u64,
+
+    /// The nodes' `--discovery-interval-ms`: how often they read the peers file.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    discovery_interval_ms: u64,
+
+    /// Whether file reads over the bound fail the run (`enforce`) or are only reported.
+    #[arg(long, value_enum, default_value_t = LoadsCheck::Enforce)]
+    loads_check: LoadsCheck,
+}
+
+/// What reads over the bound do to the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LoadsCheck {
+    /// Any key read more often than its bound fails the run.
+    Enforce,
+    /// Reported only.
+    Report,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?}"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
+    };
+    if seconds < 20 {
+        return Err("the soak needs at least 20 s to fit its faults".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("chaos-soak: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("chaos-soak: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole soak; `Ok(false)` when a check failed.
+async fn run(args: Args) -> Result<bool, String> {
+    let node_bin = match &args.node_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this executable: {e}"))?
+            .with_file_name("groupcache-node"),
+    };
+    if !node_bin.is_file() {
+        return Err(format!(
+            "no node executable at {}: build it first (cargo build -p groupcache-node -p \
+             chaos-soak) or give --node-bin",
+            node_bin.display()
+        ));
+    }
+    let layout = Layout::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let backend = Backend::write(&layout.data, args.keys as usize)
+        .map_err(|e| format!("writing the backend: {e}"))?;
+    let sampler = KeySampler::new(backend.len(), args.zipf_exponent)?;
+    let plan = schedule::plan(args.duration);
+    let config = NodeConfig {
+        bin: node_bin,
+        data_dir: layout.data.clone(),
+        peers_file: layout.peers.clone(),
+        logs: layout.logs.clone(),
+        discovery_ms: args.discovery_interval_ms,
+    };
+    let monitor = Arc::new(Mutex::new(Monitor::new(backend.len())));
+    let targets = Arc::new(Targets::default());
+    eprintln!(
+        "chaos-soak: starting {} nodes ({}), {} keys in {}",
+        args.nodes,
+        config.bin.display(),
+        backend.len(),
+        layout.data.display()
+    );
+    let mut cluster = Cluster::start(
+        config,
+        args.nodes as usize,
+        targets.clone(),
+        monitor.clone(),
+        args.seed,
+    )
+    .await?;
+
+    let keys = backend.len();
+    let shared = Arc::new(Shared {
+        backend,
+        targets,
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        first_request_ms: (0..keys).map(|_| AtomicU32::new(u32::MAX)).collect(),
+        done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        wrong: AtomicU64::new(0),
+        timeout: Duration::from_millis(args.timeout_ms),
+    });
+    cluster.load_started(shared.started);
+    monitor.lock().expect("monitor lock").load_started();
+    eprintln!(
+        "chaos-soak: load for {:?}: {} clients, Zipf({}) over {keys} keys; {} faults planned",
+        args.duration,
+        args.concurrency,
+        args.zipf_exponent,
+        plan.len()
+    );
+    let clients: Vec<_> = (0..args.concurrency)
+        .map(|i| {
+            tokio::spawn(load::client(
+                shared.clone(),
+                sampler,
+                args.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(i)),
+            ))
+        })
+        .collect();
+    let watcher = tokio::spawn(watch(shared.clone(), monitor.clone()));
+
+    let end = shared.started + args.duration;
+    let faults = cluster.run(&plan, &shared.backend).await;
+    if faults.is_ok() {
+        tokio::time::sleep_until(end.into()).await;
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for client in clients {
+        logs.push(
+            client
+                .await
+                .map_err(|e| format!("a client panicked: {e}"))?,
+        );
+    }
+    let _ = watcher.await;
+    let seconds = shared.started.elapsed().as_secs() as usize;
+    let file_loads = cluster.file_loads().await;
+    monitor.lock().expect("monitor lock").poll(&shared.backend);
+    let timeline = cluster.timeline.clone();
+    let (fault_spans, events) = (cluster.faults.clone(), cluster.events.clone());
+    let unclean = cluster.shutdown().await;
+    let monitor = monitor.lock().expect("monitor lock");
+
+    let mut samples = Vec::new();
+    let mut failed = Vec::new();
+    let mut wrong = Vec::new();
+    for log in logs {
+        samples.extend(log.samples);
+        failed.extend(log.failed);
+        wrong.extend(log.wrong);
+    }
+    let first: Vec<u32> = shared
+        .first_request_ms
+        .iter()
+        .map(|f| f.load(Ordering::Relaxed))
+        .collect();
+    let bound = bound::per_key(&first, &events);
+    let verdict = bound::check(&monitor.loads, &bound);
+    let cross_check: Vec<String> = file_loads
+        .iter()
+        .map(|(label, loads)| {
+            let logged = monitor
+                .watched
+                .iter()
+                .find(|w| &w.label == label)
+                .map_or(0, |w| w.loads);
+            match loads {
+                Ok(n) if *n == logged => {
+                    format!("{label}: /stats file_loads {n} = reads in its log")
+                }
+                Ok(n) => format!(
+                    "{label}: /stats file_loads {n} but {logged} reads in its log  <-- MISMATCH"
+                ),
+                Err(e) => format!("{label}: /stats unavailable: {e}"),
+            }
+        })
+        .collect();
+    let windows = stats::windows(&samples, &failed, seconds);
+    let settings = format!(
+        "{} nodes, {:?}, {} clients, {} keys, Zipf({}), seed {}, request timeout {} ms, discovery every {} ms",
+        args.nodes,
+        args.duration,
+        args.concurrency,
+        keys,
+        args.zipf_exponent,
+        args.seed,
+        args.timeout_ms,
+        args.discovery_interval_ms
+    );
+    let text = report::render(&report::Inputs {
+        settings: settings.clone(),
+        seconds,
+        seen: stats::Observed {
+            samples: &samples,
+            failed: &failed,
+            reads_ms: &monitor.read_ms,
+            lead_ms: u32::try_from(args.timeout_ms).unwrap_or(u32::MAX),
+        },
+        wrong: &wrong,
+        windows: &windows,
+        faults: &fault_spans,
+        events: &events,
+        verdict: &verdict,
+        monitor: &monitor,
+        timeline: &timeline,
+        cross_check: &cross_check,
+        unclean_exits: &unclean,
+    });
+    print!("{text}");
+    let svg = svg::plot(&format!("chaos soak: {settings}"), &windows, &fault_spans);
+    let report_path = layout.out.join("report.txt");
+    let svg_path = layout.out.join("soak.svg");
+    std::fs::write(&report_path, &text).map_err(|e| format!("{}: {e}", report_path.display()))?;
+    std::fs::write(&svg_path, svg).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    println!(
+        "\nreport: {}\nplot:   {}",
+        report_path.display(),
+        svg_path.display()
+    );
+
+    let mut ok = true;
+    if let Err(err) = faults {
+        println!("FAILED: a fault step failed: {err}");
+        ok = false;
+    }
+    if !wrong.is_empty() {
+        println!(
+            "FAILED: {} wrong answers (an answer that is not its file's contents)",
+            wrong.len()
+        );
+        ok = false;
+    }
+    if monitor.foreign_loads > 0 {
+        println!(
+            "FAILED: {} reads of keys the load never asked for",
+            monitor.foreign_loads
+        );
+        ok = false;
+    }
+    if !verdict.over.is_empty() {
+        let what = format!(
+            "{} keys read more often than their bound ({} reads against a bound of {})",
+            verdict.over.len(),
+            verdict.loads,
+            verdict.bound
+        );
+        if args.loads_check == LoadsCheck::Enforce {
+            println!("FAILED: {what}");
+            ok = false;
+        } else {
+            println!("NOT ENFORCED (--loads-check report): {what}");
+        }
+    }
+    if ok {
+        println!("OK: every answer right, file reads within the bound");
+    }
+    Ok(ok)
+}
+
+/// Once a second until the load stops: the monitor polls the logs and memory; every 10 s a
+/// progress line.
+async fn watch(shared: Arc<Shared>, monitor: Arc<Mutex<Monitor>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seconds = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        monitor.lock().expect("monitor lock").poll(&shared.backend);
+        seconds += 1;
+        if seconds.is_multiple_of(10) {
+            let second = shared.started.elapsed().as_secs();
+            eprintln!(
+                "chaos-soak: {second:>4}s  {} requests, {} failed, {} wrong",
+                shared.done.load(Ordering::Relaxed),
+                shared.failed.load(Ordering::Relaxed),
+                shared.wrong.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_seconds_minutes_or_hours() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5s").is_err());
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}
