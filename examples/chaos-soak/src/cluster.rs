@@ -184,12 +184,16 @@ impl Cluster {
         choices[self.rng.random_range(0..choices.len())]
     }
 
-    fn record(&mut self, kind: FaultKind, slot: usize, start_ms: u32, detail: String) -> u32 {
+    /// Records the window of a fault on `slot` that began at `start_ms` and is over now;
+    /// returns the window's end (now plus [`SETTLE`]).
+    fn record(&mut self, kind: FaultKind, slot: usize, start_ms: u32, label: String) -> u32 {
         let end_ms = self.now_ms() + SETTLE.as_millis() as u32;
         self.faults.push(Span {
-            label: format!("{} n{} {detail}", kind.label(), slot + 1),
+            label,
+            short: format!("{} n{}", kind.short(), slot + 1),
             pieces: vec![(start_ms, end_ms)],
             slot: Some(slot),
+            latencies: crate::stats::Latencies::InFlight,
         });
         end_ms
     }
@@ -227,7 +231,7 @@ impl Cluster {
             FaultKind::Kill,
             slot,
             start_ms,
-            format!("({:.0?} down)", hold),
+            format!("kill -9 {name}, back after {hold:.0?}"),
         );
         self.events.push(OwnershipEvent {
             what: format!("{name} killed"),
@@ -265,7 +269,7 @@ impl Cluster {
             FaultKind::Stall,
             slot,
             start_ms,
-            format!("({:.0?} stopped)", hold),
+            format!("SIGSTOP {name}, SIGCONT after {hold:.0?}"),
         );
         self.events.push(OwnershipEvent {
             what: format!("{name} stopped"),
@@ -298,7 +302,7 @@ impl Cluster {
             self.members.len()
         ));
         let affected = self.owned_by(slot, &self.members.clone(), backend)?;
-        let end_ms = self.record(FaultKind::Join, slot, start_ms, String::new());
+        let end_ms = self.record(FaultKind::Join, slot, start_ms, format!("{name} joins"));
         self.events.push(OwnershipEvent {
             what: format!("{name} joined"),
             from_ms: 0,
@@ -327,7 +331,12 @@ impl Cluster {
             self.members.len(),
             if clean { "exit 0" } else { "NOT a clean exit" }
         ));
-        let end_ms = self.record(FaultKind::Leave, slot, start_ms, String::new());
+        let end_ms = self.record(
+            FaultKind::Leave,
+            slot,
+            start_ms,
+            format!("{name} leaves, SIGTERM"),
+        );
         self.events.push(OwnershipEvent {
             what: format!("{name} left"),
             from_ms: 0,

@@ -145,6 +145,9 @@ pub(crate) async fn client(shared: Arc<Shared>, sampler: KeySampler, seed: u64) 
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
+        // A node taken out of the load may come back as a new process: a connection kept to
+        // the old one would fail on its first use.
+        connections.retain(|slot, _| targets.iter().any(|(s, _)| s == slot));
         let (slot, addr) = targets[rng.random_range(0..targets.len())];
         let key = sampler.sample(&mut rng);
         let start_ms = shared.now_ms();

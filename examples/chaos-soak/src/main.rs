@@ -150,7 +150,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    // On Ctrl-C the run is dropped, and with it every node process (SIGKILL, which also ends
+    // a node the soak had stopped with SIGSTOP).
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run(args) => result,
+            _ = tokio::signal::ctrl_c() => Err("interrupted: the nodes were killed, no report".into()),
+        }
+    });
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {

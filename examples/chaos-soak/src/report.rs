@@ -48,8 +48,10 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
     let steady = stats::steady(r.faults, (r.seconds * 1000) as u32);
     let all = Span {
         label: "all".into(),
+        short: "all".into(),
         pieces: vec![(0, (r.seconds * 1000) as u32)],
         slot: None,
+        latencies: stats::Latencies::InFlight,
     };
     let whole = stats::span_stats(&all, &r.seen, &[]);
     let _ = writeln!(o, "\nanswers");
@@ -129,12 +131,12 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
 
     let _ = writeln!(
         o,
-        "\nphases (requests by the time they started; a fault's window runs from the fault to 2 s after it is over)"
+        "\nphases: a fault's window runs from the fault to 2 s after it is over; steady is the rest"
     );
     let _ = writeln!(
         o,
         "  {:<40} {:>6} {:>8} {:>6} {:>8} {:>8} {:>6} {:>9}  failed elsewhere",
-        "phase", "secs", "requests", "req/s", "p50", "p99", "reads", "at target"
+        "phase", "secs", "started", "req/s", "p50", "p99", "reads", "at target"
     );
     for span in std::iter::once(&steady).chain(r.faults) {
         let s = stats::span_stats(span, &r.seen, r.faults);
@@ -179,8 +181,10 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
     }
     let _ = writeln!(
         o,
-        "  (\"reads\": file reads on all nodes; \"at target\": failed requests that were in flight \
-         to the node the fault was done to; \"failed elsewhere\": failures of the healthy nodes)"
+        "  (started, req/s: requests that started in the phase; p50, p99: over every request in \
+         flight during a fault's window, and over the requests that started and ended in steady \
+         time; reads: file reads on all nodes; at target: failed requests that were in flight to \
+         the node the fault was done to; failed elsewhere: failures of the healthy nodes)"
     );
 
     let _ = writeln!(o, "\nper second: requests (p99 ms), failures marked !N");

@@ -29,13 +29,13 @@ pub(crate) enum FaultKind {
 }
 
 impl FaultKind {
-    /// Short name for reports.
-    pub(crate) fn label(self) -> &'static str {
+    /// One word for the plot.
+    pub(crate) fn short(self) -> &'static str {
         match self {
-            FaultKind::Kill => "kill -9 + restart",
-            FaultKind::Stall => "SIGSTOP + SIGCONT",
-            FaultKind::Join => "node joins",
-            FaultKind::Leave => "node leaves",
+            FaultKind::Kill => "kill",
+            FaultKind::Stall => "stop",
+            FaultKind::Join => "join",
+            FaultKind::Leave => "leave",
         }
     }
 }

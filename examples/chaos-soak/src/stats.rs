@@ -52,15 +52,39 @@ pub(crate) fn windows(samples: &[Sample], failed: &[FailedRequest], seconds: usi
 #[derive(Debug, Clone)]
 pub(crate) struct Span {
     pub(crate) label: String,
+    /// A few characters for the plot (`kill n3`).
+    pub(crate) short: String,
     /// `[start_ms, end_ms)` pieces (steady time is the gaps between the faults).
     pub(crate) pieces: Vec<(u32, u32)>,
     /// The node the fault was done to (its failures are counted apart).
     pub(crate) slot: Option<usize>,
+    /// Which requests' latencies the span's percentiles are over.
+    pub(crate) latencies: Latencies,
+}
+
+/// Which requests' latencies a span's percentiles are over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Latencies {
+    /// Every request in flight at some time during the span: a fault's, so that a request
+    /// that started just before it and waited through it counts for the fault.
+    InFlight,
+    /// Only requests that started and ended inside the span: steady time, so that no
+    /// request a fault held up counts as steady.
+    Within,
 }
 
 impl Span {
     fn contains(&self, ms: u32) -> bool {
         self.pieces.iter().any(|&(a, b)| ms >= a && ms < b)
+    }
+
+    /// Whether sample `s`'s latency counts in this span's percentiles.
+    fn counts(&self, s: &Sample) -> bool {
+        let end = s.start_ms.saturating_add(s.latency_us.div_ceil(1000));
+        match self.latencies {
+            Latencies::InFlight => self.pieces.iter().any(|&(a, b)| s.start_ms < b && end >= a),
+            Latencies::Within => self.pieces.iter().any(|&(a, b)| s.start_ms >= a && end < b),
+        }
     }
 
     fn seconds(&self) -> f64 {
@@ -90,8 +114,10 @@ pub(crate) fn steady(faults: &[Span], end_ms: u32) -> Span {
     pieces.retain(|&(a, b)| b > a);
     Span {
         label: "steady".into(),
+        short: "steady".into(),
         pieces,
         slot: None,
+        latencies: Latencies::Within,
     }
 }
 
@@ -121,8 +147,11 @@ impl Span {
 /// What happened to the requests of one span.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SpanStats {
+    /// Requests that started in the span, and their rate.
     pub(crate) requests: u64,
     pub(crate) per_second: f64,
+    /// The requests the percentiles are over (see [`Latencies`]).
+    pub(crate) timed: u64,
     pub(crate) p50_us: u32,
     pub(crate) p99_us: u32,
     pub(crate) max_us: u32,
@@ -140,13 +169,19 @@ pub(crate) fn span_stats(span: &Span, seen: &Observed<'_>, faults: &[Span]) -> S
     let mut latencies: Vec<u32> = seen
         .samples
         .iter()
-        .filter(|s| span.contains(s.start_ms))
+        .filter(|s| span.counts(s))
         .map(|s| s.latency_us)
         .collect();
     latencies.sort_unstable();
+    let started = seen
+        .samples
+        .iter()
+        .filter(|s| span.contains(s.start_ms))
+        .count() as u64;
     let mut stats = SpanStats {
-        requests: latencies.len() as u64,
-        per_second: latencies.len() as f64 / span.seconds().max(0.001),
+        requests: started,
+        per_second: started as f64 / span.seconds().max(0.001),
+        timed: latencies.len() as u64,
         p50_us: percentile(&latencies, 50.0),
         p99_us: percentile(&latencies, 99.0),
         max_us: latencies.last().copied().unwrap_or(0),
@@ -219,12 +254,20 @@ mod tests {
     fn steady_time_is_what_the_faults_leave_and_failures_are_split() {
         let fault = Span {
             label: "kill".into(),
+            short: "kill".into(),
             pieces: vec![(1000, 2000)],
             slot: Some(2),
+            latencies: Latencies::InFlight,
         };
         let steady = steady(std::slice::from_ref(&fault), 4000);
         assert_eq!(steady.pieces, [(0, 1000), (2000, 4000)]);
-        let samples = [sample(500, 10), sample(1500, 2000), sample(2500, 20)];
+        // The second request starts in steady time and waits through the fault.
+        let samples = [
+            sample(500, 10),
+            sample(900, 300_000),
+            sample(1500, 2000),
+            sample(2500, 20),
+        ];
         let failed = [
             FailedRequest {
                 start_ms: 1200,
@@ -256,12 +299,14 @@ mod tests {
         };
         let faults = std::slice::from_ref(&fault);
         let during = span_stats(&fault, &seen, faults);
-        assert_eq!((during.requests, during.p99_us, during.reads), (1, 2000, 2));
+        assert_eq!((during.requests, during.timed, during.reads), (1, 2, 2));
+        assert_eq!(during.p99_us, 300_000);
         assert_eq!(during.failed_at_faulted, 2);
         assert_eq!(during.failed_elsewhere, [(Failure::Status(502), 1)]);
         let calm = span_stats(&steady, &seen, faults);
-        assert_eq!((calm.requests, calm.max_us, calm.reads), (2, 20, 2));
+        assert_eq!((calm.requests, calm.timed, calm.reads), (3, 2, 2));
+        assert_eq!(calm.max_us, 20);
         assert_eq!(calm.failed_elsewhere, [(Failure::Timeout, 1)]);
-        assert!((calm.per_second - 2.0 / 3.0).abs() < 1e-9);
+        assert!((calm.per_second - 1.0).abs() < 1e-9);
     }
 }

@@ -47,10 +47,9 @@ pub(crate) fn plot(title: &str, windows: &[Window], faults: &[Span]) -> String {
             }
             let _ = writeln!(
                 svg,
-                r#"<text x="{x0:.1}" y="{:.1}" fill="{colour}" font-size="10" transform="rotate(-20 {x0:.1} {:.1})">{}</text>"#,
+                r#"<text x="{x0:.1}" y="{:.1}" fill="{colour}" font-size="10" ">{}</text>"#,
                 TOP - 4.0,
-                TOP - 4.0,
-                escape(&fault.label)
+                escape(&fault.short)
             );
         }
     }
@@ -216,13 +215,15 @@ mod tests {
             10
         ];
         let faults = [Span {
-            label: "kill -9 n2 <restart>".into(),
+            label: "kill -9 n2, back after 2s".into(),
+            short: "kill <n2>".into(),
             pieces: vec![(2000, 4000)],
             slot: Some(1),
+            latencies: crate::stats::Latencies::InFlight,
         }];
         let svg = plot("soak", &windows, &faults);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("kill -9 n2 &lt;restart&gt;"));
+        assert!(svg.contains("kill &lt;n2&gt;"));
     }
 }
