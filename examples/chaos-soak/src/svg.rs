@@ -47,7 +47,7 @@ pub(crate) fn plot(title: &str, windows: &[Window], faults: &[Span]) -> String {
             }
             let _ = writeln!(
                 svg,
-                r#"<text x="{x0:.1}" y="{:.1}" fill="{colour}" font-size="10" ">{}</text>"#,
+                r#"<text x="{x0:.1}" y="{:.1}" fill="{colour}" font-size="10">{}</text>"#,
                 TOP - 4.0,
                 escape(&fault.short)
             );
@@ -224,6 +224,13 @@ mod tests {
         let svg = plot("soak", &windows, &faults);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<polyline").count(), 2);
+        for line in svg.lines() {
+            assert_eq!(
+                line.matches('"').count() % 2,
+                0,
+                "unbalanced quotes: {line}"
+            );
+        }
         assert!(svg.contains("kill &lt;n2&gt;"));
     }
 }
