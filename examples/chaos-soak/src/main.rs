@@ -27,6 +27,12 @@
 //! or if a fault step failed (a node that does not start or members not agreed on within
 //! 30 s); 2 for bad arguments.
 //!
+//! File reads per key come from the nodes' own logs (the soak starts them with
+//! `RUST_LOG=info`; the `contents` loader logs `read from the data directory key=...` for each
+//! read), checked against each node's `/stats` `file_loads` at the end. The soak keeps every
+//! request's start and latency (8 bytes each) for the per-phase percentiles: at a few
+//! thousand requests per second, a few tens of MB for ten minutes.
+//!
 //! Requests go to the nodes the soak believes are up: a node is taken out of the load just
 //! before a fault is done to it and put back once it answers again, as a load balancer with
 //! perfect health checks would. Requests in flight to it when the fault happens are counted

@@ -186,8 +186,9 @@ fn read_key(line: &str) -> Option<&str> {
     Some(value.trim_matches('"'))
 }
 
-/// A WARN/ERROR line without its timestamp, level and fields, digits as `N`: lines of one
-/// kind group together whatever peer, port or key they name.
+/// A WARN/ERROR line without its timestamp, level and fields, numbers as `N`: lines of one
+/// kind group together whatever peer, port or count they name. (Digits right after a letter,
+/// as in `h2`, are part of a name and stay.)
 fn message_of(line: &str) -> String {
     let rest = line
         .split_whitespace()
@@ -199,12 +200,16 @@ fn message_of(line: &str) -> String {
         .and_then(|eq| rest[..eq].rfind(' '))
         .unwrap_or(rest.len());
     let mut out = String::new();
+    let mut in_number = false;
     for c in rest[..cut].chars().take(120) {
-        if c.is_ascii_digit() {
-            if !out.ends_with('N') {
+        let after_letter = out.chars().last().is_some_and(|p| p.is_ascii_alphabetic());
+        if c.is_ascii_digit() && (in_number || !after_letter) {
+            if !in_number {
                 out.push('N');
+                in_number = true;
             }
         } else {
+            in_number = false;
             out.push(c);
         }
     }
@@ -276,6 +281,10 @@ mod tests {
         assert_eq!(
             message_of("t WARN anyone who can reach 127.0.0.1:4170 can read tls=false"),
             "anyone who can reach N.N.N.N:N can read"
+        );
+        assert_eq!(
+            message_of("t WARN h2::proto: streams reached limit (20)"),
+            "h2::proto: streams reached limit (N)"
         );
     }
 }
