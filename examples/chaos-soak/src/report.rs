@@ -135,8 +135,8 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
     );
     let _ = writeln!(
         o,
-        "  {:<40} {:>6} {:>8} {:>6} {:>8} {:>8} {:>6} {:>9}  failed elsewhere",
-        "phase", "secs", "started", "req/s", "p50", "p99", "reads", "at target"
+        "  {:<38} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>6} {:>9}  failed elsewhere",
+        "phase", "secs", "started", "req/s", "p50", "p99", "max", "reads", "at target"
     );
     for span in std::iter::once(&steady).chain(r.faults) {
         let s = stats::span_stats(span, &r.seen, r.faults);
@@ -159,13 +159,14 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
         });
         let _ = writeln!(
             o,
-            "  {:<40} {:>6.1} {:>8} {:>6.0} {:>8} {:>8} {:>6} {:>9}  {}",
+            "  {:<38} {:>6.1} {:>8} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>9}  {}",
             format!("{}{at}", span.label),
             secs,
             s.requests,
             s.per_second,
             ms(s.p50_us),
             ms(s.p99_us),
+            ms(s.max_us),
             s.reads,
             if span.slot.is_some() {
                 s.failed_at_faulted.to_string()
@@ -181,7 +182,7 @@ pub(crate) fn render(r: &Inputs<'_>) -> String {
     }
     let _ = writeln!(
         o,
-        "  (started, req/s: requests that started in the phase; p50, p99: over every request in \
+        "  (started, req/s: requests that started in the phase; p50, p99, max: over every request in \
          flight during a fault's window, and over the requests that started and ended in steady \
          time; reads: file reads on all nodes; at target: failed requests that were in flight to \
          the node the fault was done to; failed elsewhere: failures of the healthy nodes)"
