@@ -65,7 +65,7 @@ pub(crate) fn plot(title: &str, windows: &[Window], faults: &[Span]) -> String {
     }
     line(
         &mut svg,
-        windows.iter().map(|w| w.requests as f64),
+        windows.iter().map(|w| Some(w.requests as f64)),
         &x,
         y_rps,
         "#1f77b4",
@@ -91,7 +91,10 @@ pub(crate) fn plot(title: &str, windows: &[Window], faults: &[Span]) -> String {
     }
     line(
         &mut svg,
-        windows.iter().map(|w| f64::from(w.p99_us) / 1000.0),
+        // A second without requests has no latency: a gap in the line, not a zero.
+        windows
+            .iter()
+            .map(|w| (w.requests > 0).then(|| f64::from(w.p99_us) / 1000.0)),
         &x,
         y_ms,
         "#d62728",
@@ -146,23 +149,34 @@ fn tick(svg: &mut String, y: f64, label: &str) {
     );
 }
 
-/// A polyline through one value per second, drawn at the middle of each second.
+/// Polylines through one value per second, drawn at the middle of each second; a `None`
+/// breaks the line.
 fn line(
     svg: &mut String,
-    values: impl Iterator<Item = f64>,
+    values: impl Iterator<Item = Option<f64>>,
     x: &impl Fn(f64) -> f64,
     y: impl Fn(f64) -> f64,
     colour: &str,
 ) {
-    let points: Vec<String> = values
-        .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", x(i as f64 + 0.5), y(v)))
-        .collect();
-    let _ = writeln!(
-        svg,
-        r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
-        points.join(" ")
-    );
+    let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+    for (i, v) in values.enumerate() {
+        match v {
+            Some(v) => runs.last_mut().expect("never empty").push(format!(
+                "{:.1},{:.1}",
+                x(i as f64 + 0.5),
+                y(v)
+            )),
+            None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+            None => {}
+        }
+    }
+    for points in runs.iter().filter(|r| !r.is_empty()) {
+        let _ = writeln!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
+            points.join(" ")
+        );
+    }
 }
 
 /// The smallest of 1, 2, 5 times a power of ten that is at least `v`.
@@ -232,5 +246,11 @@ mod tests {
             );
         }
         assert!(svg.contains("kill &lt;n2&gt;"));
+
+        // A second without requests breaks the latency line, not the throughput line.
+        let mut gap = windows.clone();
+        gap[4].requests = 0;
+        gap[4].p99_us = 0;
+        assert_eq!(plot("soak", &gap, &faults).matches("<polyline").count(), 3);
     }
 }
