@@ -38,6 +38,7 @@
 //! perfect health checks would. Requests in flight to it when the fault happens are counted
 //! apart ("at target"); the failures that matter are those of the healthy nodes.
 
+mod args;
 mod backend;
 mod bound;
 mod cluster;
@@ -50,102 +51,19 @@ mod schedule;
 mod stats;
 mod svg;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
+use crate::args::{Args, LoadsCheck};
 use crate::backend::{Backend, Layout};
 use crate::cluster::Cluster;
 use crate::load::{KeySampler, Shared, Targets};
 use crate::monitor::Monitor;
 use crate::nodes::NodeConfig;
-
-/// Runs five groupcache-node processes under a Zipf read load and a schedule of faults,
-/// checks every answer against the backend's files and file reads against a bound, and
-/// writes a report and a plot.
-#[derive(Debug, Parser)]
-#[command(name = "chaos-soak", version)]
-struct Args {
-    /// How long the load runs: seconds, or with a unit (`90s`, `10m`, `1h`). The faults are
-    /// spread over it.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    duration: Duration,
-
-    /// Where the report (`report.txt`), the plot (`soak.svg`), the data directory, the peers
-    /// file and the nodes' logs go.
-    #[arg(long, value_name = "DIR", default_value = "target/chaos-soak")]
-    out: PathBuf,
-
-    /// Number of keys (files) in the backend.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    keys: u32,
-
-    /// Concurrent HTTP clients, each with one request in flight.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    concurrency: u32,
-
-    /// Seeds the key draws and the choice of fault victims.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-
-    /// The exponent of the Zipf distribution of keys (1.0: the hottest key gets about 12 % of
-    /// the requests with 2,000 keys).
-    #[arg(long, default_value_t = 1.0)]
-    zipf_exponent: f64,
-
-    /// Nodes at the start (a join adds one, a leave removes one).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=32))]
-    nodes: u32,
-
-    /// The `groupcache-node` executable. Default: the one next to this executable.
-    #[arg(long, value_name = "PATH")]
-    node_bin: Option<PathBuf>,
-
-    /// A request with no answer within this many milliseconds counts as a timeout.
-    #[arg(long, value_name = "MS", default_value_t = 5_000)]
-    timeout_ms: u64,
-
-    /// The nodes' `--discovery-interval-ms`: how often they read the peers file.
-    #[arg(long, value_name = "MS", default_value_t = 200)]
-    discovery_interval_ms: u64,
-
-    /// Whether file reads over the bound fail the run (`enforce`) or are only reported.
-    #[arg(long, value_enum, default_value_t = LoadsCheck::Enforce)]
-    loads_check: LoadsCheck,
-}
-
-/// What reads over the bound do to the exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LoadsCheck {
-    /// Any key read more often than its bound fails the run.
-    Enforce,
-    /// Reported only.
-    Report,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
-    };
-    if seconds < 20 {
-        return Err("the soak needs at least 20 s to fit its faults".into());
-    }
-    Ok(Duration::from_secs(seconds))
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -411,22 +329,5 @@ async fn watch(shared: Arc<Shared>, monitor: Arc<Mutex<Monitor>>) {
                 shared.wrong.load(Ordering::Relaxed)
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_take_seconds_minutes_or_hours() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5s").is_err());
-        assert!(parse_duration("1d").is_err());
-        assert!(parse_duration("m").is_err());
     }
 }
