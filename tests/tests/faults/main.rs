@@ -1,5 +1,8 @@
 //! Faults on loopback: owners killed, restarted, slow or silent, the ring changing during a
-//! load; and service discovery, whose providers fail, hang or change the membership.
+//! load; breakers and substitutes for a dead owner; warm handoff on membership changes; and
+//! service discovery, whose providers fail, hang or change the membership.
 
+mod breakers;
 mod discovery;
+mod handoff;
 mod owners;

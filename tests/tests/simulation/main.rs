@@ -5,6 +5,8 @@
 //! Each scenario runs over the seeds of `sim::seeds()`: `GROUPCACHE_SIM_SEEDS=<N>` for more,
 //! `GROUPCACHE_SIM_SEED=<n>` to replay one (a failing run prints its seed).
 
+mod breakers;
+
 use std::time::Duration;
 
 use groupcache::stats::Stats;
