@@ -110,7 +110,9 @@ impl GroupcacheBuilder {
     }
 
     /// Deadline of every request to a peer, including waiting for a connection. When it
-    /// passes, this peer loads the value itself. Default: [`defaults::PEER_TIMEOUT`] (2 s).
+    /// passes, this peer asks the key's substitute (see
+    /// [`peer_failure_threshold`](Self::peer_failure_threshold)), and loads the value itself
+    /// if that one does not answer either. Default: [`defaults::PEER_TIMEOUT`] (2 s).
     ///
     /// It also bounds, on this peer's [service](Groupcache::grpc_service), how long a request
     /// from a peer may take to arrive in full and be answered: a request still unanswered then

@@ -69,10 +69,14 @@
 //! 4. **Panics and errors.** A panic in the loader or the codec is caught and returned to every
 //!    waiter as that code's error (a panicking hot cache policy keeps no copy, and is logged).
 //!    Errors are never cached; all waiters of one load share the same error.
-//! 5. **Fallback.** If the owner cannot be reached, the value is loaded locally (still
-//!    deduplicated), counted in [`Stats::peer_errors`](stats::Stats::peer_errors) and never
-//!    stored in this peer's main cache. The owner's own answers (loader error, not found,
-//!    unknown group, unauthenticated) are returned.
+//! 5. **Substitute.** If the owner cannot be reached, the asker counts a
+//!    [`peer_error`](stats::Stats::peer_errors) and asks the owner's substitute, the next peer
+//!    on the ring (the same on every peer), which loads once for all and keeps the value for
+//!    at most the hot cache TTL; if that fails too, it loads locally and keeps at most a hot
+//!    copy. After [`peer_failure_threshold`](GroupcacheBuilder::peer_failure_threshold)
+//!    failures in a row the owner's breaker opens: no request waits for it until a background
+//!    probe finds it back. The owner's own answers (loader error, not found, unknown group,
+//!    unauthenticated) are returned.
 //! 6. **No forwarding.** A request from a peer is answered by that peer, even if its ring
 //!    disagrees: membership changes can cause a duplicate load, never a loop.
 //! 7. **Ring.** Placement hashes raw bytes (XXH3) and is identical on every platform; 768
@@ -81,8 +85,9 @@
 //! 8. **Hot cache.** Values fetched from peers may be kept locally, 1 in 10 by default
 //!    ([`HotCachePolicy`](cache::HotCachePolicy)), bounded at 1/8 of the main cache and
 //!    served for at most 60 s.
-//! 9. **Remove.** [`Group::remove`] clears this peer and the owner; other peers' hot copies
-//!    live until their TTL.
+//! 9. **Remove.** [`Group::remove`] clears this peer and the owner (and, for the
+//!    [`handoff_window`](GroupcacheBuilder::handoff_window) after a membership change, the
+//!    previous owner); other peers' hot copies live until their TTL.
 //! 10. **Deadlines.** Every peer request has a deadline
 //!     ([`GroupcacheBuilder::peer_timeout`]), and a peer's service answers every request within
 //!     it. Serve on a listener from [`bind`] or [`incoming`]: they set `TCP_NODELAY`, which

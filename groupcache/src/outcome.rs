@@ -12,7 +12,7 @@ pub(crate) enum Outcome {
     LocalLoad,
     /// Fetched from the owner.
     PeerLoad,
-    /// The owner could not be reached: loaded by this peer.
+    /// The owner (or the substitute asked) did not answer: loaded by this peer.
     Fallback,
     /// An error (including a key refused for its length).
     Error,

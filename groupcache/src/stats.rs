@@ -139,13 +139,15 @@ counters! {
     /// Values fetched from their owners (successful `Get` RPCs).
     peer_loads => "peer_loads_total",
     /// Peer RPCs that failed in transport (connection refused or reset, no answer within the
-    /// peer timeout, `Unavailable`): a `get` then loads locally, a `remove` returns the error.
+    /// peer timeout, `Unavailable`): a `get` then asks the key's substitute, a `remove` returns
+    /// the error.
     /// Refusals that mean misconfiguration are returned to the caller instead, counted in
     /// `auth_failures` and `peer_refusals`.
     peer_errors => "peer_errors_total",
-    /// Fetches that fell back to a local load because the owner could not be reached. The
-    /// local load may be shared with other callers (or find the value cached), so this can
-    /// exceed the loader calls it caused.
+    /// Fetches that fell back to a local load because neither the owner nor its substitute
+    /// could be reached (or this peer is the substitute and the owner just failed). The local
+    /// load may be shared with other callers (or find the value cached), so this can exceed
+    /// the loader calls it caused.
     fallback_loads => "fallback_loads_total",
     /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
     /// error; never bypassed by a local load).

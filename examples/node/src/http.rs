@@ -161,7 +161,7 @@ async fn meta(State(node): State<Node>, Path(key): Path<String>, headers: Header
 }
 
 /// This node's counters (the peer service's, and each group's with Go groupcache's meanings),
-/// its loaders' calls and the membership it routes by.
+/// its loaders' calls, the membership it routes by and what it knows of each member's health.
 async fn stats(State(node): State<Node>) -> Response {
     // Every `PeerSetStats` field under its own name (each group's `Stats` under `groups`), plus
     // what only this node knows: each group's loader calls as `file_loads`, and their sum.
@@ -174,5 +174,6 @@ async fn stats(State(node): State<Node>) -> Response {
     body["file_loads"] = json!(total);
     body["me"] = json!(node.cache.me());
     body["members"] = json!(node.cache.peers());
+    body["peer_health"] = json!(node.cache.peer_health());
     Json(body).into_response()
 }

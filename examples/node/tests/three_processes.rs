@@ -260,6 +260,18 @@ fn three_processes_load_each_key_once_and_survive_a_killed_node() {
     );
     assert!(group_stat(asker, "contents", "peer_errors") >= 1);
     assert!(group_stat(asker, "contents", "rerouted_gets") >= victims_keys.len() as u64);
+    // After three failures in a row the asker stopped sending it anything; /stats says so.
+    if victims_keys.len() >= 3 {
+        let health = stats(asker)["peer_health"].clone();
+        let of_victim = health
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["peer"] == victim_addr.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no health for the killed node in {health}"));
+        assert_eq!(of_victim["state"], "open", "{of_victim}");
+    }
     // The metadata group goes the same way: the record says a survivor made it, and asking
     // again (on either survivor) reads nothing more.
     let survivor_names: Vec<String> = survivors.iter().map(ToString::to_string).collect();
