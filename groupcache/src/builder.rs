@@ -20,6 +20,10 @@ use crate::{Groupcache, GroupcachePeer};
 /// Room for protobuf framing around the largest value in a gRPC message.
 const MESSAGE_OVERHEAD: usize = 1024;
 
+/// Longest cool-down or handoff window taken (longer ones are cut to it): a day, far from
+/// where adding it to an instant could overflow.
+const MAX_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Longest group name, in bytes: it travels in every request.
 pub(crate) const MAX_GROUP_NAME_LEN: usize = 128;
 
@@ -72,6 +76,7 @@ pub struct GroupcacheBuilder {
     max_concurrent_streams: u32,
     breaker: BreakerConfig,
     handoff_window: Duration,
+    hedge_percentile: Option<f64>,
     #[cfg(feature = "tls")]
     tls: Option<crate::security::PeerTls>,
     trace_keys: TraceKeys,
@@ -99,6 +104,7 @@ impl GroupcacheBuilder {
                 cool_down: defaults::PEER_COOL_DOWN,
             },
             handoff_window: defaults::HANDOFF_WINDOW,
+            hedge_percentile: None,
             #[cfg(feature = "tls")]
             tls: None,
             trace_keys: TraceKeys::default(),
@@ -272,7 +278,7 @@ impl GroupcacheBuilder {
             !cool_down.is_zero(),
             "peer_cool_down must be greater than zero"
         );
-        self.breaker.cool_down = cool_down;
+        self.breaker.cool_down = cool_down.min(MAX_SPAN);
         self
     }
 
@@ -282,7 +288,32 @@ impl GroupcacheBuilder {
     /// moved key to the database. A peer that joins treats the members before it as the
     /// previous ring. Default: [`defaults::HANDOFF_WINDOW`] (30 s); zero turns it off.
     pub fn handoff_window(mut self, window: Duration) -> Self {
-        self.handoff_window = window;
+        self.handoff_window = window.min(MAX_SPAN);
+        self
+    }
+
+    /// Hedged gets: when the owner has not answered within `percentile` (for example `95.0`)
+    /// of its recent answer times, a get also asks the key's substitute (with the same
+    /// deadline), and takes whichever answers first; the other request is cancelled (a load it
+    /// started still finishes and fills that peer's cache). Default: off.
+    ///
+    /// It trades load for tail latency: each hedge can cost a second load of the key, on the
+    /// substitute, which then keeps the value as it does for an owner that is out (for at most
+    /// the hot cache's time to live), so a key hedged again is answered from there. Counted in
+    /// [`Stats::hedged_gets`](crate::stats::Stats::hedged_gets) and
+    /// [`Stats::hedge_wins`](crate::stats::Stats::hedge_wins). The delay is read from a
+    /// histogram of each peer's last few thousand answers in power-of-two buckets, so it errs
+    /// late by up to 2x; no get is hedged before 32 answers were timed.
+    ///
+    /// # Panics
+    ///
+    /// If `percentile` is not between 50 and 100 (exclusive).
+    pub fn hedge_at_percentile(mut self, percentile: f64) -> Self {
+        assert!(
+            percentile > 50.0 && percentile < 100.0,
+            "hedge_at_percentile takes a percentile between 50 and 100, not {percentile}"
+        );
+        self.hedge_percentile = Some(percentile);
         self
     }
 
@@ -395,6 +426,7 @@ impl GroupcacheBuilder {
             telemetry: metrics.clone(),
             breaker: self.breaker,
             counters: Arc::clone(&counters),
+            hedge_percentile: self.hedge_percentile,
         };
         let routing = Routing::new(
             self.me,
@@ -424,6 +456,7 @@ impl std::fmt::Debug for GroupcacheBuilder {
             .field("peer_failure_threshold", &self.breaker.threshold)
             .field("peer_cool_down", &self.breaker.cool_down)
             .field("handoff_window", &self.handoff_window)
+            .field("hedge_percentile", &self.hedge_percentile)
             .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()
     }

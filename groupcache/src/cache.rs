@@ -57,6 +57,11 @@ impl<V> Entry<V> {
         (key.len() + self.encoded_len).max(1) as u64
     }
 
+    /// Whether the entry has a deadline at all.
+    pub(crate) fn expires(&self) -> bool {
+        self.expires_at.is_some()
+    }
+
     fn is_expired(&self) -> bool {
         self.expires_at.is_some_and(|at| at <= Instant::now())
     }
@@ -285,16 +290,19 @@ impl<V: Send + Sync + 'static> Tier<V> {
         }
     }
 
-    /// Removes and returns every live entry whose key `take` accepts. A full scan, like
+    /// Every live entry whose key `pick` accepts, left in place. A full scan, like
     /// [`Tier::retain`].
-    pub(crate) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
-        let mut taken = match &self.store {
-            Some(Store::Quick(store)) => store.take(take),
-            Some(Store::Moka(store)) => store.take(take),
+    pub(crate) fn entries_where(
+        &self,
+        pick: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Arc<Entry<V>>)> {
+        let mut picked = match &self.store {
+            Some(Store::Quick(store)) => store.entries_where(pick),
+            Some(Store::Moka(store)) => store.entries_where(pick),
             None => Vec::new(),
         };
-        taken.retain(|(_, entry)| !entry.is_expired());
-        taken
+        picked.retain(|(_, entry)| !entry.is_expired());
+        picked
     }
 
     pub(crate) fn stats(&self) -> TierStats {

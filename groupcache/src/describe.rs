@@ -128,17 +128,18 @@ fn from_reply(reply: &pb::DescribeResponse) -> Result<PeerView, String> {
         virtual_nodes: reply.virtual_nodes as usize,
         owner: reply.owner.as_deref().map(peer).transpose()?,
         stats: PeerSetStats::from_proto(&reply.peer_set.unwrap_or_default(), &reply.groups),
+        // A state this version does not know (a newer peer's) is left out, not an error.
         peer_health: reply
             .peer_health
             .iter()
-            .map(|h| {
-                Ok(PeerHealth {
-                    peer: peer(&h.peer)?,
-                    state: BreakerState::from_wire(&h.state)
-                        .ok_or_else(|| format!("{:?} is not a breaker state", h.state))?,
+            .filter_map(|h| {
+                let state = BreakerState::from_wire(&h.state)?;
+                Some(peer(&h.peer).map(|peer| PeerHealth {
+                    peer,
+                    state,
                     consecutive_failures: h.consecutive_failures,
                     opened: h.opened,
-                })
+                }))
             })
             .collect::<Result<_, String>>()?,
     })

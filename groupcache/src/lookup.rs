@@ -46,6 +46,8 @@ pub(crate) struct GroupState<V> {
     /// Values this peer owned before the last membership change, kept for the handoff window
     /// for their new owner to ask for; never read by this peer's own lookups.
     handoff: Tier<V>,
+    /// Keys removed here during the open handoff window.
+    removed: std::sync::Mutex<RemovedSince>,
     promotion: Arc<dyn HotCachePolicy>,
     /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
     fetches: Arc<FlightGroup<Fetched<V>>>,
@@ -95,6 +97,18 @@ pub(crate) struct Parts<V> {
 /// a previous owner that is gone costs little; and after 16 misses in a row, asking stops.
 const HANDOFF_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Most keys a group remembers as removed during one handoff window; past it, the group takes
+/// nothing over until the next membership change.
+const MAX_REMOVED_TRACKED: usize = 4096;
+
+/// The keys a group removed during one handoff window (membership change `change`).
+#[derive(Debug, Default)]
+struct RemovedSince {
+    change: u64,
+    keys: std::collections::HashSet<String>,
+    overflowed: bool,
+}
+
 /// Where a load keeps its value when this peer is not the key's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {
@@ -103,6 +117,11 @@ enum Keep {
     /// In the main cache for at most the hot cache's time to live: this peer is the
     /// substitute of an owner that is out.
     AsSubstitute,
+    /// In the handoff tier (for the handoff window, never read by this peer's own lookups):
+    /// a peer asked for a key this peer's ring does not give it, so their rings disagree,
+    /// which lasts until both have seen the same membership change. Further asks in the
+    /// meantime, and the key's owner once it has the new ring, find it there.
+    ForAsker,
 }
 
 /// Which of the user's code panicked: named in the error and the log line.
@@ -134,6 +153,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             main: parts.main,
             hot: parts.hot,
             handoff: parts.handoff,
+            removed: std::sync::Mutex::default(),
             promotion: parts.promotion,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),
@@ -250,7 +270,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 }
             }
         };
-        let told = client.remove(&self.name, key, false).await;
+        let told = client
+            .remove(&self.name, key, false, self.node.config().peer_timeout)
+            .await;
         // A `get` that ran while the owner was being told may have fetched the old value
         // again: drop it once more now that the owner no longer has it.
         self.drop_local(key);
@@ -272,8 +294,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             return;
         }
         if let Some(previous) = self.node.routing().previous_owner(key)
-            && let Err(PeerFailure::Answer(err) | PeerFailure::Transport(err)) =
-                previous.remove(&self.name, key, true).await
+            && let Err(PeerFailure::Answer(err) | PeerFailure::Transport(err)) = previous
+                .remove(&self.name, key, true, HANDOFF_TIMEOUT)
+                .await
         {
             tracing::debug!(group = %self.name, previous_owner = %previous.peer(), error = %err,
                 "could not tell the previous owner to drop its handoff copy");
@@ -333,9 +356,21 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         let mut route = self.node.route(&key);
         let peer_context = context.as_ref().map(TraceContext::child);
-        // At most two peers are asked: the owner (or its substitute, if the owner is out),
-        // then, if that one does not answer, the next substitute. Then this peer loads.
+        // At most two peers are asked, within one peer timeout in all (rule 10): the owner
+        // (or its substitute, if the owner is out), then, if that one does not answer and
+        // time is left, the next substitute. Then this peer loads.
+        let budget = self.node.config().peer_timeout;
+        let started = tokio::time::Instant::now();
         for attempt in 0..2 {
+            let left = budget.saturating_sub(started.elapsed());
+            if attempt > 0
+                && left < budget / 10
+                && !matches!(route, Route::Local | Route::Substitute { via: None, .. })
+            {
+                // The owner used up the deadline (it timed out rather than refused): no time
+                // to ask another peer.
+                break;
+            }
             let (client, substitute_for) = match route {
                 Route::Local => {
                     let outcome = self.local_outcome(attempt);
@@ -358,19 +393,38 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 }
                 Route::Remote(client) => (client, None),
             };
-            let asked = client
-                .get(
-                    &self.name,
-                    &key,
-                    substitute_for.as_ref(),
-                    peer_context.as_ref(),
-                )
-                .await;
+            let asked_owner = substitute_for.is_none();
+            let target = Arc::clone(&client);
+            let (asked, client) = match (substitute_for, client.hedge_delay()) {
+                (None, Some(delay)) if delay < left => {
+                    self.ask_hedged(client, &key, delay, left, peer_context.as_ref())
+                        .await
+                }
+                (substitute_for, _) => {
+                    let asked = client
+                        .get(
+                            &self.name,
+                            &key,
+                            substitute_for.as_ref(),
+                            left,
+                            peer_context.as_ref(),
+                        )
+                        .await;
+                    (asked, client)
+                }
+            };
             let err = match asked {
                 Ok(bytes) => match self.decode(&key, bytes.clone()) {
                     Ok(value) => {
                         self.counters.peer_loads.bump();
-                        let entry = self.keep_fetched(&key, value, bytes, &superseded);
+                        // A substitute's copy is no fresher than a hot copy: another copy made
+                        // of it here would add its time to live to the substitute's.
+                        let from_owner = asked_owner && Arc::ptr_eq(&client, &target);
+                        let entry = if from_owner {
+                            self.keep_fetched(&key, value, bytes, &superseded)
+                        } else {
+                            Entry::new(value, bytes, None)
+                        };
                         return found(entry, Outcome::PeerLoad);
                     }
                     // Every peer must use the same codec: a reply that does not decode means
@@ -408,6 +462,57 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             self.load(&key, context, Keep::AsUsual).await?,
             Outcome::Fallback,
         )
+    }
+
+    /// Asks the owner; if it has not answered within `delay`, asks the key's substitute too and
+    /// takes the first answer (a transport failure of one waits for the other). Returns the
+    /// result and the peer it came from. The request not taken is dropped, which cancels it;
+    /// a load it started on that peer still finishes there (rule 3).
+    async fn ask_hedged(
+        &self,
+        owner: Arc<PeerClient>,
+        key: &str,
+        delay: std::time::Duration,
+        within: std::time::Duration,
+        context: Option<&TraceContext>,
+    ) -> (Result<Bytes, PeerFailure>, Arc<PeerClient>) {
+        let first = owner.get(&self.name, key, None, within, context);
+        tokio::pin!(first);
+        tokio::select! {
+            asked = &mut first => return (asked, Arc::clone(&owner)),
+            () = tokio::time::sleep(delay) => {}
+        }
+        let Route::Substitute {
+            owner: owner_peer,
+            via: Some(substitute),
+        } = self.node.routing().route_around(key, owner.peer())
+        else {
+            // The substitute would be this peer: waiting for the owner is cheaper than a load.
+            let asked = first.await;
+            return (asked, Arc::clone(&owner));
+        };
+        self.counters.hedged_gets.bump();
+        let second = substitute.get(
+            &self.name,
+            key,
+            Some(&owner_peer),
+            within.saturating_sub(delay),
+            context,
+        );
+        tokio::pin!(second);
+        tokio::select! {
+            asked = &mut first => match asked {
+                Err(PeerFailure::Transport(_)) => (second.await, Arc::clone(&substitute)),
+                asked => (asked, Arc::clone(&owner)),
+            },
+            asked = &mut second => match asked {
+                Ok(bytes) => {
+                    self.counters.hedge_wins.bump();
+                    (Ok(bytes), Arc::clone(&substitute))
+                }
+                Err(_) => (first.await, Arc::clone(&owner)),
+            },
+        }
     }
 
     /// How a load here answers a fetch: as planned, or after a peer did not answer.
@@ -646,6 +751,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 .insert_within(&key, value, encoded, &superseded, self.hot.ttl());
             self.publish_sizes();
             Ok(entry)
+        } else if keep == Keep::ForAsker {
+            // A copy of exactly its bytes: the handoff tier keeps what it is given (rule 19).
+            let encoded = Bytes::copy_from_slice(&encoded);
+            Ok(self.handoff.insert(&key, value, encoded, &superseded))
         } else if self.should_promote(&key, encoded.len()) {
             // The hot copy keeps the decoded value only; the caller, perhaps a peer being
             // answered, gets the bytes too.
@@ -662,13 +771,16 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     /// the value from the key's previous owner, if it still holds it (asked once, under a
     /// short deadline), stored as a load would store it.
     async fn handed_over(&self, key: &str, superseded: &Superseded) -> Option<Arc<Entry<V>>> {
-        if !self.node.owns(key) {
+        if !self.node.owns(key) || self.removed_since_change(key) {
             return None;
         }
         let routing = self.node.routing();
         let previous = routing.previous_owner(key)?;
+        // A quarter of the peer timeout at most: a peer asking this one for the key must get
+        // its answer, handed over or loaded, before its own deadline.
+        let within = HANDOFF_TIMEOUT.min(self.node.config().peer_timeout / 4);
         let held = previous
-            .held(&self.name, key, HANDOFF_TIMEOUT)
+            .held(&self.name, key, within)
             .await
             .and_then(|bytes| self.decode(key, bytes.clone()).ok().map(|v| (v, bytes)));
         routing.handoff_result(held.is_some());
@@ -683,6 +795,41 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         self.publish_sizes();
         Some(entry)
+    }
+
+    /// Notes that `key` was removed here during the open handoff window, if any: it must not
+    /// be taken over from the previous owner, which may not have heard of the removal.
+    fn note_removed(&self, key: &str) {
+        let Some(change) = self.node.routing().handoff_change() else {
+            return;
+        };
+        let mut removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if removed.change != change {
+            *removed = RemovedSince {
+                change,
+                ..RemovedSince::default()
+            };
+        }
+        if removed.keys.len() >= MAX_REMOVED_TRACKED {
+            removed.overflowed = true;
+        } else {
+            removed.keys.insert(key.to_owned());
+        }
+    }
+
+    /// Whether `key` (or, past the bound, any key) was removed during the open handoff window.
+    fn removed_since_change(&self, key: &str) -> bool {
+        let Some(change) = self.node.routing().handoff_change() else {
+            return false;
+        };
+        let removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        removed.change == change && (removed.overflowed || removed.keys.contains(key))
     }
 
     /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
@@ -705,9 +852,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 self.counters.substitute_serves.bump();
                 Keep::AsSubstitute
             }
+            _ if !self.node.owns(&key) => Keep::ForAsker,
             _ => Keep::AsUsual,
         };
-        if let Some(entry) = self.main.get(&key) {
+        // The handoff tier too: what this peer owned until a membership change the asker has
+        // not seen yet, or loaded for another asker whose ring disagrees with this one's.
+        if let Some(entry) = self.main.get(&key).or_else(|| self.handoff.get(&key)) {
             return Ok(entry.encoded.clone());
         }
         Ok(self.load(&key, context, keep).await?.encoded.clone())
@@ -720,6 +870,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     fn drop_local(&self, key: &str) {
         self.fetches.forget(key);
         self.loads.forget(key);
+        self.note_removed(key);
         self.hot.remove(key);
         self.main.remove(key);
         self.handoff.remove(key);
@@ -766,10 +917,13 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
 
     fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error> {
         self.check_key(key)?;
-        // Never a hot copy: its value may predate a removal the owner saw.
-        Ok(self
+        // Never a hot copy (its value may predate a removal the owner saw), nor a substitute's
+        // copy or anything else with a deadline (the new owner would give it a fresh one).
+        let owned = self
             .main
             .get(key)
+            .filter(|entry| !entry.expires() && self.node.owns(key));
+        Ok(owned
             .or_else(|| self.handoff.get(key))
             .map(|entry| entry.encoded.clone()))
     }
@@ -803,12 +957,26 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
         // sent to the other owner meanwhile did not reach them.
         let mut dropped = self.hot.retain(|key| !self.node.owns(key))
             + self.handoff.retain(|key| !self.node.owns(key));
-        let moved = self.main.take(|key| !self.node.owns(key));
-        dropped += moved.len();
-        let kept = Superseded::default();
-        for (key, entry) in moved {
-            self.handoff
-                .insert(&key, entry.value.clone(), entry.encoded.clone(), &kept);
+        let leaving = self.main.entries_where(|key| !self.node.owns(key));
+        dropped += leaving.len();
+        let never = Superseded::default();
+        for (key, entry) in leaving {
+            // An entry with a deadline is not handed over: the new owner would give it a
+            // fresh one (replies do not carry remaining life yet). Nor is a substitute's copy
+            // (it has the hot cache's deadline).
+            if entry.expires() {
+                self.main.remove_if_same(&key, &entry);
+                continue;
+            }
+            // Copied first, then removed from the main cache only if still the same: a
+            // `remove(key)` meanwhile (which clears the main cache, then the handoff tier)
+            // either finds the copy or makes the removal here fail, and then the copy goes.
+            let copy =
+                self.handoff
+                    .insert(&key, entry.value.clone(), entry.encoded.clone(), &never);
+            if !self.main.remove_if_same(&key, &entry) {
+                self.handoff.remove_if_same(&key, &copy);
+            }
         }
         self.publish_sizes();
         dropped

@@ -6,6 +6,7 @@
 pub(crate) mod breaker;
 pub(crate) mod client;
 pub(crate) mod connector;
+pub(crate) mod latency;
 pub(crate) mod listener;
 pub(crate) mod server;
 pub(crate) mod status;

@@ -7,7 +7,7 @@
 //! reconnect to everyone.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,16 +52,16 @@ struct Previous {
     /// Clients of its members that left (the others are in the snapshot's `clients`).
     departed: HashMap<GroupcachePeer, Arc<PeerClient>>,
     until: Instant,
-    /// How the asks went: if the first ones all miss, nobody held anything (a whole cluster
-    /// starting at once, not a peer joining a warm one), and asking stops.
-    tally: Arc<HandoffTally>,
+    /// Handoff asks in a row that found nothing: past [`HANDOFF_GIVE_UP_AFTER`], the previous
+    /// owners hold nothing worth a round trip (a whole cluster starting at once, not a peer
+    /// joining a warm one, or previous owners that are gone), and asking stops.
+    missed_in_a_row: Arc<AtomicU32>,
+    /// Tells this membership change from the next (for what was removed since).
+    id: u64,
 }
 
-#[derive(Debug, Default)]
-struct HandoffTally {
-    held: AtomicU32,
-    missed: AtomicU32,
-}
+/// Numbers the membership changes of every `Routing` in the process.
+static NEXT_CHANGE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// After this many handoff asks in a row that found nothing, a peer stops asking until the
 /// next membership change: its previous owners hold nothing worth a round trip.
@@ -157,9 +157,22 @@ impl Routing {
         failed: Option<&GroupcachePeer>,
     ) -> Route {
         let substitute = snapshot.ring.first_accepted(key, |peer| {
-            peer != owner
-                && Some(peer) != failed
-                && (*peer == self.me || snapshot.clients.get(peer).is_some_and(|c| !c.is_out()))
+            if peer == owner || Some(peer) == failed {
+                return false;
+            }
+            if *peer == self.me {
+                return true;
+            }
+            let Some(client) = snapshot.clients.get(peer) else {
+                return false;
+            };
+            if client.is_out() {
+                // A peer out of the way is probed too, or it would stay out here for ever
+                // if this peer never asks it for a key of its own.
+                client.probe_if_due();
+                return false;
+            }
+            true
         });
         let via = match substitute {
             Some(peer) if *peer != self.me => snapshot.clients.get(peer).map(Arc::clone),
@@ -188,8 +201,7 @@ impl Routing {
         let snapshot = self.current.load();
         let previous = snapshot.previous.as_ref()?;
         if Instant::now() >= previous.until
-            || (previous.tally.held.load(Ordering::Relaxed) == 0
-                && previous.tally.missed.load(Ordering::Relaxed) >= HANDOFF_GIVE_UP_AFTER)
+            || previous.missed_in_a_row.load(Ordering::Relaxed) >= HANDOFF_GIVE_UP_AFTER
         {
             return None;
         }
@@ -207,13 +219,20 @@ impl Routing {
     /// Records how a handoff ask went (see [`HANDOFF_GIVE_UP_AFTER`]).
     pub(crate) fn handoff_result(&self, held: bool) {
         if let Some(previous) = &self.current.load().previous {
-            let counter = if held {
-                &previous.tally.held
+            if held {
+                previous.missed_in_a_row.store(0, Ordering::Relaxed);
             } else {
-                &previous.tally.missed
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+                previous.missed_in_a_row.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// The membership change whose handoff window is open now, if any: what a group removes
+    /// during it must not come back from the previous owner.
+    pub(crate) fn handoff_change(&self) -> Option<u64> {
+        let snapshot = self.current.load();
+        let previous = snapshot.previous.as_ref()?;
+        (Instant::now() < previous.until).then_some(previous.id)
     }
 
     /// What this peer knows of every other member's health, in ring order.
@@ -365,7 +384,8 @@ impl Routing {
             ring: before,
             departed,
             until: Instant::now() + self.handoff_window,
-            tally: Arc::default(),
+            missed_in_a_row: Arc::default(),
+            id: NEXT_CHANGE_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 }

@@ -180,6 +180,11 @@ counters! {
     /// Loads for which the previous owner was asked first, but did not hold the value or did not
     /// answer within the handoff deadline.
     handoff_misses => "handoff_misses_total",
+    /// Fetches that also asked the key's substitute because the owner had not answered within
+    /// the hedging percentile ([`hedge_at_percentile`](crate::GroupcacheBuilder::hedge_at_percentile)).
+    hedged_gets => "hedged_gets_total",
+    /// Hedged fetches that the substitute answered first.
+    hedge_wins => "hedge_wins_total",
 }
 
 counters! {
@@ -372,6 +377,8 @@ mod tests {
                 "substitute_serves" => &counters.substitute_serves,
                 "handoff_hits" => &counters.handoff_hits,
                 "handoff_misses" => &counters.handoff_misses,
+                "hedged_gets" => &counters.hedged_gets,
+                "hedge_wins" => &counters.hedge_wins,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -384,6 +391,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.handoff_misses, Counters::NAMES.len() as u64);
+        assert_eq!(back.hedge_wins, Counters::NAMES.len() as u64);
     }
 }

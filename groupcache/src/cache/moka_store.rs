@@ -78,17 +78,16 @@ impl<V: Send + Sync + 'static> MokaStore<V> {
         dropped
     }
 
-    /// Removes and returns every entry whose key `take` accepts.
-    pub(super) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
-        let mut taken = Vec::new();
-        for (key, _) in &self.cache {
-            if take(&key)
-                && let Some(entry) = self.cache.remove(key.as_str())
-            {
-                taken.push((key.as_ref().clone(), entry));
-            }
-        }
-        taken
+    /// Every entry whose key `pick` accepts, left in place.
+    pub(super) fn entries_where(
+        &self,
+        pick: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Arc<Entry<V>>)> {
+        (&self.cache)
+            .into_iter()
+            .filter(|(key, _)| pick(key))
+            .map(|(key, entry)| (key.as_ref().clone(), entry))
+            .collect()
     }
 
     /// `(entries, weighted bytes)`, after moka's pending maintenance has run.

@@ -136,20 +136,22 @@ impl<V: Send + Sync + 'static> QuickStore<V> {
         dropped.into_inner() as usize
     }
 
-    /// Removes and returns every entry whose key `take` accepts.
-    pub(super) fn take(&self, take: impl Fn(&str) -> bool) -> Vec<(String, Arc<Entry<V>>)> {
-        let taken = Mutex::new(Vec::new());
+    /// Every entry whose key `pick` accepts, left in place.
+    pub(super) fn entries_where(
+        &self,
+        pick: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Arc<Entry<V>>)> {
+        let picked = Mutex::new(Vec::new());
         self.cache.retain(|key, entry| {
-            if !take(key) {
-                return true;
+            if pick(key) {
+                picked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((key.clone(), Arc::clone(entry)));
             }
-            taken
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((key.clone(), Arc::clone(entry)));
-            false
+            true
         });
-        taken
+        picked
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }

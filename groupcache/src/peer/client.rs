@@ -13,6 +13,7 @@ use tracing::field::Empty;
 
 use super::PeerConnector;
 use super::breaker::{Breaker, BreakerConfig, PeerHealth, Transition};
+use super::latency::LatencyWindow;
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
 use crate::log_throttle::LogThrottle;
@@ -49,6 +50,9 @@ pub(crate) struct ChannelConfig {
     pub(crate) breaker: BreakerConfig,
     /// Where breaker transitions are counted.
     pub(crate) counters: std::sync::Arc<PeerSetCounters>,
+    /// The percentile of a peer's recent answer times after which a get asks the key's
+    /// substitute too, if hedging is on.
+    pub(crate) hedge_percentile: Option<f64>,
 }
 
 impl ChannelConfig {
@@ -121,6 +125,8 @@ pub(crate) struct PeerClient {
     /// Whether the peer is answering (shared by clones).
     breaker: std::sync::Arc<Breaker>,
     counters: std::sync::Arc<PeerSetCounters>,
+    /// Recent answer times, kept only when hedging is on (shared by clones).
+    latency: Option<(std::sync::Arc<LatencyWindow>, f64)>,
 }
 
 impl PeerClient {
@@ -153,7 +159,18 @@ impl PeerClient {
             misconfigured_log: std::sync::Arc::default(),
             breaker: std::sync::Arc::new(Breaker::new(config.breaker)),
             counters: std::sync::Arc::clone(&config.counters),
+            latency: config
+                .hedge_percentile
+                .map(|p| (std::sync::Arc::default(), p)),
         })
+    }
+
+    /// How long a hedged get waits for this peer before it asks the substitute too: the
+    /// configured percentile of its recent answer times. `None` when hedging is off or too few
+    /// answers were timed yet.
+    pub(crate) fn hedge_delay(&self) -> Option<Duration> {
+        let (window, percentile) = self.latency.as_ref()?;
+        window.percentile(*percentile)
     }
 
     /// Whether this peer's breaker is open: send it nothing, route its keys to a substitute.
@@ -176,12 +193,18 @@ impl PeerClient {
         if !self.breaker.probe_due() {
             return;
         }
-        let client = self.clone();
+        // If the task never finishes (its runtime shuts down first), the guard counts the
+        // probe as failed: the breaker must not stay probing with no probe running.
+        let mut probe = ProbeGuard {
+            client: self.clone(),
+            finished: false,
+        };
         runtime.spawn(async move {
-            let result = client.describe(None).await;
+            let result = probe.client.describe(None).await;
             let answered = !matches!(result, Err(PeerFailure::Transport(_)));
-            let transition = client.breaker.probe_finished(answered);
-            client.report(transition);
+            probe.finished = true;
+            let transition = probe.client.breaker.probe_finished(answered);
+            probe.client.report(transition);
         });
     }
 
@@ -236,18 +259,20 @@ impl PeerClient {
 
     /// Asks the peer for the encoded value of `key` in `group`, as part of the trace
     /// `context`.
-    /// `substitute_for` names the key's owner when this peer is asked in its stead.
+    /// `substitute_for` names the key's owner when this peer is asked in its stead; `within`
+    /// is what is left of the caller's peer timeout (at most the peer timeout).
     pub(crate) async fn get(
         &self,
         group: &str,
         key: &str,
         substitute_for: Option<&GroupcachePeer>,
+        within: Duration,
         context: Option<&TraceContext>,
     ) -> Result<Bytes, PeerFailure> {
         let ask = Ask {
             substitute_for,
             held_only: false,
-            timeout: self.timeout,
+            timeout: within.min(self.timeout),
         };
         let result = self.ask(group, key, ask, context).await;
         self.observe(&result);
@@ -275,10 +300,8 @@ impl PeerClient {
         context: Option<&TraceContext>,
     ) -> Result<Bytes, PeerFailure> {
         // A handoff ask is no fetch: neither timed with the peer requests nor given their span.
-        let started = (!ask.held_only)
-            .then_some(())
-            .and(self.telemetry.as_ref())
-            .map(|_| Instant::now());
+        let started = (!ask.held_only && (self.telemetry.is_some() || self.latency.is_some()))
+            .then(Instant::now);
         let span = if ask.held_only {
             tracing::Span::none()
         } else {
@@ -313,6 +336,9 @@ impl PeerClient {
             Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
             Err(failure) => Err(failure),
         };
+        if let (Some((window, _)), Some(started), Ok(_)) = (&self.latency, started, &result) {
+            window.record(started.elapsed());
+        }
         if let (Some(telemetry), Some(started)) = (&self.telemetry, started) {
             let outcome = match &result {
                 Ok(_) => PeerResult::Ok,
@@ -353,17 +379,20 @@ impl PeerClient {
         group: &str,
         key: &str,
         from_new_owner: bool,
+        within: Duration,
     ) -> Result<(), PeerFailure> {
+        let within = within.min(self.timeout);
         let call = retry_refused(key, &self.peer, || {
             let mut client = self.client.clone();
-            let request = self.request(RemoveRequest {
+            let mut request = self.request(RemoveRequest {
                 group: group.to_owned(),
                 key: key.to_owned(),
                 from_new_owner,
             });
+            request.set_timeout(within);
             async move { client.remove(request).await }
         });
-        let result = match self.deadline(group, key, call).await {
+        let result = match self.deadline_of(within, group, key, call).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
             Err(failure) => Err(failure),
@@ -421,6 +450,20 @@ impl PeerClient {
                 crate::flight::panic_message(&*panic)
             ))),
             Err(_) => Err(failure(format!("no answer within {timeout:?}"))),
+        }
+    }
+}
+
+/// A probe in flight; a probe dropped before it finished counts as failed.
+struct ProbeGuard {
+    client: PeerClient,
+    finished: bool,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.client.breaker.probe_finished(false);
         }
     }
 }

@@ -47,9 +47,11 @@ async fn a_dead_owner_of_five_costs_at_most_two_loads_per_key_then_none() {
         }
         println!("loads after each round {loads_after:?}, slowest get per round {slowest:?}");
 
+        // The bound is two loads per key; what the substitute gives is one: the failures
+        // before a breaker opened went to the substitute too, not to a local load.
         for key in &keys {
             let loads = cluster.loader.loads(key);
-            assert!(loads <= 2, "{key}: {loads} loads");
+            assert_eq!(loads, 1, "{key}: {loads} loads");
         }
         assert_eq!(loads_after[1], loads_after[0], "round 2 loaded nothing");
         assert_eq!(loads_after[2], loads_after[0], "round 3 loaded nothing");
@@ -64,7 +66,11 @@ async fn a_dead_owner_of_five_costs_at_most_two_loads_per_key_then_none() {
         for &s in &survivors {
             let health = cluster.peer_set(s).peer_health();
             let of_owner = health.iter().find(|h| h.peer == dead).unwrap();
-            assert_eq!(of_owner.state, BreakerState::Open, "node {s}: {of_owner:?}");
+            assert_ne!(
+                of_owner.state,
+                BreakerState::Closed,
+                "node {s}: {of_owner:?}"
+            );
             assert_eq!(of_owner.opened, 1, "node {s}");
             assert_eq!(cluster.peer_set(s).stats().breaker_opened, 1, "node {s}");
             let stats = cluster.node(s).stats();

@@ -129,6 +129,8 @@ async fn counters_move_exactly_and_reach_prometheus() {
             // the previous owner (node 1) first, which does not hold it.
             ("handoff_hits", stats.handoff_hits, 0),
             ("handoff_misses", stats.handoff_misses, 1),
+            ("hedged_gets", stats.hedged_gets, 0),
+            ("hedge_wins", stats.hedge_wins, 0),
         ];
         for (name, got, want) in counted {
             assert_eq!(got, want, "{name}: {stats:?}");

@@ -9,6 +9,7 @@ mod breakers;
 
 use std::time::Duration;
 
+use groupcache::defaults::PEER_COOL_DOWN;
 use groupcache::stats::Stats;
 use groupcache_tests::sim::{SimCluster, join, run_scenario, sweep};
 use groupcache_tests::{Cluster, ClusterSpec, Script, value_of, wait_until};
@@ -50,24 +51,19 @@ async fn connect_all(cluster: &SimCluster, prefix: &str) {
     }
 }
 
-/// Asks `from` for fresh keys owned by `to` (each answered correctly, by fallback or not,
-/// within the bound) until `to` serves one; returns the number of requests it took.
-///
-/// # Panics
-///
-/// If `to` served none of the first `attempts`.
-async fn reroutes_within(cluster: &SimCluster, from: usize, to: usize, attempts: usize) -> usize {
-    for attempt in 1..=attempts {
-        let key = cluster.key_owned_by(to, &format!("reroute-{from}-{attempt}"));
-        let (value, took) = cluster.timed_get(from, &key).await;
-        assert_eq!(value.unwrap(), value_of(&key, 1));
-        assert!(took <= PEER_TIMEOUT + SLACK, "{key}: {took:?}");
-        if cluster.loader().loads_on(to, &key) == 1 {
-            assert_eq!(cluster.loader().loads_on(from, &key), 0, "{key}: one load");
-            return attempt;
-        }
-    }
-    panic!("{from} did not route to {to} in {attempts} requests")
+/// The node that stands in for node `out` as the owner of `key`: the owner of `key` on the
+/// ring of the other nodes (the next one after `out` on the full ring).
+fn substitute_of(cluster: &SimCluster, key: &str, out: usize) -> usize {
+    let others: Vec<_> = (0..cluster.len())
+        .filter(|&i| i != out)
+        .map(|i| cluster.addr(i))
+        .collect();
+    let ring = groupcache::Groupcache::builder(others[0]).build();
+    ring.set_peers(others.iter().copied()).unwrap();
+    let owner = ring.owner_of(key).addr();
+    (0..cluster.len())
+        .find(|&i| cluster.addr(i) == owner)
+        .unwrap()
 }
 
 /// Asserts that `get(key)` on `from`, a key owned by `owner`, was answered by the owner's
@@ -188,9 +184,13 @@ fn owner_crashes_mid_load(seed: u64) {
         );
         assert_eq!(after.fallback_loads, before.fallback_loads + 1);
         assert_eq!(cluster.loader().loads_on(A, &key), 1, "a loaded it itself");
+        // The timeout used up the deadline, so a asked nobody else. It keeps the value only if
+        // it is c's substitute for the key (then it is the key's owner while c is out).
+        let kept = usize::from(substitute_of(&cluster, &key, C) == A) as u64;
         assert_eq!(
-            after.main_cache.entries, before.main_cache.entries,
-            "a fallback value is never a's to keep"
+            after.main_cache.entries,
+            before.main_cache.entries + kept,
+            "a keeps a fallback value only as c's substitute"
         );
 
         // While c is down: a crashed turmoil host answers nothing, not even a refusal, so
@@ -205,14 +205,23 @@ fn owner_crashes_mid_load(seed: u64) {
             assert_eq!(cluster.stats(i).peer_errors, before.peer_errors + 1);
         }
 
-        // c comes back as a fresh process: a and b reconnect and route c's keys to it again.
+        // c comes back as a fresh process: a and b reconnect and route c's keys to it again,
+        // at once, or (if their failures opened c's breaker) after its cool-down and a probe.
         cluster.bounce(C).await;
+        let back = Instant::now();
+        let (a_back, b_back) = tokio::join!(
+            reroutes(&cluster, A, C, back),
+            reroutes(&cluster, B, C, back)
+        );
+        for (i, took) in [(A, a_back), (B, b_back)] {
+            eprintln!("seed {seed}: node {i} routed to c again after {took:?}");
+            // The one-second pace of `reroutes` adds up to a second.
+            assert!(
+                took <= PEER_COOL_DOWN * 6 / 5 + PEER_TIMEOUT + Duration::from_secs(1),
+                "node {i} routed to c again only after {took:?}"
+            );
+        }
         for i in [A, B] {
-            // The connect attempt a timed-out request left in the channel while c was down
-            // fails when c restarts, and the next request gets that failure: one more
-            // fallback at most.
-            let attempts = reroutes_within(&cluster, i, C, 2).await;
-            eprintln!("seed {seed}: node {i} routed to c again at attempt {attempts}");
             for n in 0..3 {
                 let key = cluster.key_owned_by(C, &format!("back-{i}-{n}"));
                 assert_served_by_owner(&cluster, i, C, &key).await;
@@ -261,9 +270,11 @@ fn slow_owner(seed: u64) {
         tokio::time::sleep(PEER_TIMEOUT).await;
         let late = cluster.stats(A);
         assert_eq!(late.peer_errors, after.peer_errors);
+        let kept = usize::from(substitute_of(&cluster, &key, C) == A) as u64;
         assert_eq!(
-            late.main_cache.entries, before.main_cache.entries,
-            "nothing inserted on a"
+            late.main_cache.entries,
+            before.main_cache.entries + kept,
+            "nothing inserted on a, but as c's substitute"
         );
         assert_eq!(late.hot_cache.entries, 0, "nothing inserted on a");
         assert_eq!(late.peer_loads, after.peer_loads);
@@ -290,9 +301,10 @@ fn a_slow_owner_means_a_fallback_exactly_at_the_peer_timeout() {
 
 // ===== row 9: partition =====
 
-/// While a and c are partitioned: a and c serve each other's keys by fallback, after at least
-/// `at_least` and within the peer timeout (plus slack); b is unaffected; every value is the
-/// key's own.
+/// While a and c are partitioned: a and c get each other's keys from the owner's substitute
+/// when the failure left time to ask it (b, or themselves), or by a local fallback when the
+/// owner used up the deadline, after at least `at_least` and within the peer timeout (plus
+/// slack); b is unaffected; every value is the key's own, loaded once.
 async fn during_partition(cluster: &SimCluster, prefix: &str, at_least: Duration) {
     for (from, to) in [(A, C), (C, A)] {
         let key = cluster.key_owned_by(to, &format!("{prefix}-{from}"));
@@ -303,20 +315,26 @@ async fn during_partition(cluster: &SimCluster, prefix: &str, at_least: Duration
         assert!(took <= PEER_TIMEOUT + SLACK, "{from} -> {to}: {took:?}");
         let after = cluster.stats(from);
         assert_eq!(after.peer_errors, before.peer_errors + 1, "{from} -> {to}");
-        assert_eq!(after.fallback_loads, before.fallback_loads + 1);
-        assert_eq!(
-            cluster.loader().loads_on(from, &key),
-            1,
-            "{key}: loaded by {from}"
-        );
+        assert_eq!(cluster.loader().loads(&key), 1, "{key}: one load");
         assert_eq!(
             cluster.loader().loads_on(to, &key),
             0,
             "{key}: never reached {to}"
         );
+        if cluster.loader().loads_on(from, &key) == 1 {
+            assert_eq!(after.fallback_loads, before.fallback_loads + 1, "{key}");
+        } else {
+            assert_eq!(
+                cluster.loader().loads_on(B, &key),
+                1,
+                "{key}: b stood in for {to}"
+            );
+            assert_eq!(after.rerouted_gets, before.rerouted_gets + 1, "{key}");
+        }
 
         // b is on both sides: its requests reach the same owner, no fallback.
-        assert_served_by_owner(cluster, B, to, &key).await;
+        let fresh = cluster.key_owned_by(to, &format!("{prefix}-{from}-b"));
+        assert_served_by_owner(cluster, B, to, &fresh).await;
     }
     // a and c still reach b.
     for from in [A, C] {
@@ -392,8 +410,11 @@ async fn reroutes(cluster: &SimCluster, from: usize, to: usize, since: Instant) 
             assert_eq!(cluster.loader().loads_on(from, &key), 0);
             return since.elapsed();
         }
+        // A stuck connection is closed by the keep-alive; the breaker its timeouts opened then
+        // closes at its next probe, at most a cool-down (and a probe's timeout) later.
         assert!(
-            since.elapsed() < KEEP_ALIVE + Duration::from_secs(5),
+            since.elapsed()
+                < KEEP_ALIVE + PEER_COOL_DOWN * 6 / 5 + PEER_TIMEOUT + Duration::from_secs(2),
             "{from} never routed to {to} again"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -480,16 +501,25 @@ fn swizzle_clog(seed: u64) {
                 .filter(|key| cluster.owner_of(key) != i)
                 .map(|key| cluster.loader().loads_on(i, key))
                 .sum();
-            let fallbacks = cluster.stats(i).fallback_loads - before.fallback_loads;
+            // A node loads another's key only as a fallback, or standing in for an owner that
+            // did not answer (for itself, or for a peer that asked it as the substitute).
+            let now = cluster.stats(i);
+            let fallbacks = now.fallback_loads - before.fallback_loads;
+            let stood_in = (now.rerouted_gets - before.rerouted_gets)
+                + (now.substitute_serves - before.substitute_serves);
             assert!(
-                foreign <= fallbacks,
-                "node {i}: {foreign} loads of others' keys, {fallbacks} fallbacks"
+                foreign <= fallbacks + stood_in,
+                "node {i}: {foreign} loads of others' keys, {fallbacks} fallbacks, {stood_in} \
+                 as a substitute"
             );
         }
 
-        // I4: healed, every node reaches every other, with no fallback.
+        // I4: healed, every node reaches every other, with no fallback: at once, or once the
+        // breakers the clog opened have probed and closed.
+        let healed = Instant::now();
         for from in 0..3 {
             for to in (0..3).filter(|&to| to != from) {
+                reroutes(&cluster, from, to, healed).await;
                 let key = cluster.key_owned_by(to, &format!("healed-{from}"));
                 assert_served_by_owner(&cluster, from, to, &key).await;
             }
