@@ -171,12 +171,20 @@ async fn stall_window<C: Faulty>(
             duration(settled_after.as_nanos() as u64)
         ),
     };
+    // When the first timeouts end, and whether anything after them (a probe once the
+    // cool-down has passed) makes a get wait again.
+    let slowest = gets.slowest_per_second();
+    let slowest_text: Vec<_> = slowest.iter().map(|&ns| duration(ns)).collect();
     let count = gets.latencies.len();
     let mut sample = measure::from_latencies(&gets.latencies, elapsed, gets.errors);
     sample.first_error = gets.first_error;
     Row::new(workload, contender, sample)
         .loads(loads)
-        .note(format!("{count} gets; {}; {settled_text}", per_key.text()))
+        .note(format!(
+            "{count} gets; {}; {settled_text}; slowest get by the second it started in [{}]",
+            per_key.text(),
+            slowest_text.join(", "),
+        ))
         .extra(json!({
             "keys": keys.len(),
             "survivors": SURVIVORS,
@@ -188,6 +196,7 @@ async fn stall_window<C: Faulty>(
             "settled_after_ns": settled_after.as_nanos() as u64,
             "settled_gets": settled.count,
             "settled_p99_ns": settled.p99,
+            "slowest_get_per_second_ns": slowest,
             "peer_timeout_ms": plan.fault_peer_timeout.as_millis() as u64,
         }))
 }
@@ -285,6 +294,20 @@ impl Gets {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+    }
+
+    /// The slowest get of those started in each second of the run (0 for a second in which
+    /// none started).
+    fn slowest_per_second(&self) -> Vec<u64> {
+        let mut slowest = Vec::new();
+        for (&started, &latency) in self.started_ns.iter().zip(&self.latencies) {
+            let second = (started / 1_000_000_000) as usize;
+            if slowest.len() <= second {
+                slowest.resize(second + 1, 0);
+            }
+            slowest[second] = slowest[second].max(latency);
+        }
+        slowest
     }
 
     fn started_after(&self, after: Duration) -> Settled {

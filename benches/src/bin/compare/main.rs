@@ -79,7 +79,7 @@ fn plan(args: &Args) -> Plan {
         large_value: 8 << 20,
         fault_keys: 64,
         fault_rounds: if args.quick { 2 } else { 5 },
-        stall_window: Duration::from_secs(if args.quick { 1 } else { 5 }),
+        stall_window: Duration::from_secs(if args.quick { 1 } else { 10 }),
         fault_peer_timeout: Duration::from_secs(1),
         fault_loader: Duration::from_millis(2),
         rounds: if args.quick { 2 } else { 5 },
