@@ -5,10 +5,11 @@
 //! of a key for each time it takes the key's owner away or moves the key to a new owner:
 //!
 //! - **kill -9** of the owner: +1 while it is down (someone else reads the key), +1 when it is
-//!   back, empty, for keys first requested before the restart settled;
+//!   back, empty, for keys first requested before the other nodes' breakers for it closed
+//!   (see [`breakers_closed_ms`]);
 //! - **SIGSTOP** of the owner: +1 while it is stopped, for keys first requested before the
-//!   stop; +1 when it resumes, only for keys first requested during the stop (it never had
-//!   them; it kept the others);
+//!   stop; +1 when it resumes, only for keys first requested during the stop or before the
+//!   breakers closed (it never had them; it kept the others);
 //! - **a node joins**: +1 for the keys it now owns, first requested before every node took up
 //!   the new membership;
 //! - **a node leaves**: +1 for the keys it owned, first requested before it was taken out.
@@ -17,6 +18,20 @@
 //! all, and each key's reads must stay within it (a key never requested must never be read).
 //! This is what issue 13's breaker and substitute owner promise (a dead owner costs one
 //! extra load per key); the warm handoff would take the joins' and leaves' reloads away.
+
+/// How long after a node answers again the other nodes may still route its keys to its
+/// substitute: a breaker that has just opened (or re-opened after a failed probe) waits one
+/// cool-down, at most the library's `PEER_COOL_DOWN` plus its 20% jitter, and the first
+/// lookup after that sends the probe that closes it; 1 s more for that lookup and the probe.
+/// A key first requested meanwhile is read by the substitute, then again by its owner.
+const BREAKER_CLOSE_MS: u32 =
+    (groupcache::defaults::PEER_COOL_DOWN.as_millis() as u32) * 6 / 5 + 1_000;
+
+/// When every other node's breaker for a node that answered again at `back_ms` (ms since the
+/// start) has closed, at the latest.
+pub(crate) fn breakers_closed_ms(back_ms: u32) -> u32 {
+    back_ms.saturating_add(BREAKER_CLOSE_MS)
+}
 
 /// One change of ownership, as it affects each key.
 #[derive(Debug, Clone)]
@@ -112,6 +127,12 @@ mod tests {
         let owned = [true, true, true];
         let events = [event(0, 100, &owned), event(100, 200, &owned)];
         assert_eq!(per_key(&first, &events), [2, 2, 1]);
+    }
+
+    #[test]
+    fn the_breakers_close_within_one_jittered_cool_down_and_a_probe() {
+        assert_eq!(breakers_closed_ms(10_000), 17_000);
+        assert_eq!(breakers_closed_ms(u32::MAX), u32::MAX);
     }
 
     #[test]

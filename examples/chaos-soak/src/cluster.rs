@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::backend::Backend;
-use crate::bound::OwnershipEvent;
+use crate::bound::{self, OwnershipEvent};
 use crate::load::Targets;
 use crate::monitor::Monitor;
 use crate::nodes::{self, Node, NodeConfig};
@@ -221,6 +221,7 @@ impl Cluster {
         self.watch(&node);
         let peers: Vec<SocketAddr> = self.members.iter().map(|&s| self.addrs[s]).collect();
         nodes::wait_for_members(&[&node], &peers).await?;
+        let back_ms = self.now_ms();
         self.note(format!(
             "{name} restarted on {} (pid {})",
             node.addr, node.pid
@@ -242,7 +243,7 @@ impl Cluster {
         self.events.push(OwnershipEvent {
             what: format!("{name} restarted empty"),
             from_ms: 0,
-            until_ms: end_ms,
+            until_ms: end_ms.max(bound::breakers_closed_ms(back_ms)),
             affected,
         });
         Ok(())
@@ -263,6 +264,7 @@ impl Cluster {
         node.signal("CONT").await?;
         let peers: Vec<SocketAddr> = self.members.iter().map(|&s| self.addrs[s]).collect();
         nodes::wait_for_members(&[node], &peers).await?;
+        let back_ms = self.now_ms();
         self.note(format!("SIGCONT {name}: answering again"));
         self.targets.add(slot, self.addrs[slot]);
         let end_ms = self.record(
@@ -280,7 +282,7 @@ impl Cluster {
         self.events.push(OwnershipEvent {
             what: format!("{name} resumed"),
             from_ms: start_ms,
-            until_ms: end_ms,
+            until_ms: end_ms.max(bound::breakers_closed_ms(back_ms)),
             affected,
         });
         Ok(())

@@ -272,11 +272,11 @@ mod tests {
 
     #[test]
     fn messages_drop_time_level_and_fields() {
-        let line = "2026-12-02T02:25:01.1Z  WARN groupcache::peer: owner unreachable, loading \
-                    locally peer=127.0.0.1:9 key=k1";
+        let line = "2026-12-02T02:25:01.1Z  WARN groupcache::lookup: peer not answering; asking \
+                    the key's substitute group=contents peer=127.0.0.1:9 key=k1";
         assert_eq!(
             message_of(line),
-            "groupcache::peer: owner unreachable, loading locally"
+            "groupcache::lookup: peer not answering; asking the key's substitute"
         );
         assert_eq!(
             message_of("t WARN anyone who can reach 127.0.0.1:4170 can read tls=false"),
