@@ -7,8 +7,11 @@
 //! - **kill -9** of the owner: +1 while it is down (someone else reads the key), +1 when it is
 //!   back, empty, for keys first requested before the other nodes' breakers for it closed
 //!   (see [`breakers_closed_ms`]);
-//! - **SIGSTOP** of the owner: +1 while it is stopped, for keys first requested before the
-//!   stop; +1 when it resumes, only for keys first requested during the stop or before the
+//! - **SIGSTOP** of the owner: while it is stopped, for keys first requested before the
+//!   other nodes' breakers for it opened (the stop plus a peer timeout), one read per other
+//!   member: each node whose request timed out before its breaker opened has no time left in
+//!   its deadline to ask the substitute (rule 10) and reads the key itself, keeping nothing,
+//!   and the substitute reads it once for the later requests; +1 when it resumes, only for keys first requested during the stop or before the
 //!   breakers closed (it never had them; it kept the others);
 //! - **a node joins**: +1 for the keys it now owns, first requested before every node took up
 //!   the new membership;
@@ -45,6 +48,8 @@ pub(crate) struct OwnershipEvent {
     pub(crate) until_ms: u32,
     /// Per key: whether its owner is the node concerned.
     pub(crate) affected: Vec<bool>,
+    /// Reads more it allows each key it concerns: 1, but for a stall (see the module docs).
+    pub(crate) reads: u32,
 }
 
 impl OwnershipEvent {
@@ -55,7 +60,7 @@ impl OwnershipEvent {
 }
 
 /// The bound per key: 0 for keys never requested (`first_ms == u32::MAX`), else 1 plus the
-/// events that allow it one more read.
+/// reads the events allow it.
 pub(crate) fn per_key(first_ms: &[u32], events: &[OwnershipEvent]) -> Vec<u32> {
     first_ms
         .iter()
@@ -64,8 +69,12 @@ pub(crate) fn per_key(first_ms: &[u32], events: &[OwnershipEvent]) -> Vec<u32> {
             if first == u32::MAX {
                 0
             } else {
-                let extra = events.iter().filter(|e| e.allows(key, first)).count();
-                1 + u32::try_from(extra).unwrap_or(u32::MAX)
+                let extra: u32 = events
+                    .iter()
+                    .filter(|e| e.allows(key, first))
+                    .map(|e| e.reads)
+                    .sum();
+                1 + extra
             }
         })
         .collect()
@@ -108,6 +117,7 @@ mod tests {
             from_ms,
             until_ms,
             affected: affected.to_vec(),
+            reads: 1,
         }
     }
 

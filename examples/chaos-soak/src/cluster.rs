@@ -18,6 +18,11 @@ use crate::nodes::{self, Node, NodeConfig};
 use crate::schedule::{FaultKind, PlannedFault};
 use crate::stats::Span;
 
+/// How long after a SIGSTOP the other nodes may still be waiting for their first timeouts on
+/// the stopped node (the library's default peer timeout, which the nodes run with) before
+/// their breakers open, and 1 s for the breakers to open.
+const STALL_TIMEOUTS_MS: u32 = groupcache::defaults::PEER_TIMEOUT.as_millis() as u32 + 1_000;
+
 /// After a fault is over (the node back, or every node agreeing on the members), its window
 /// goes on this long: reconnections and the first requests after it belong to the fault.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -239,12 +244,14 @@ impl Cluster {
             from_ms: 0,
             until_ms: start_ms,
             affected: affected.clone(),
+            reads: 1,
         });
         self.events.push(OwnershipEvent {
             what: format!("{name} restarted empty"),
             from_ms: 0,
             until_ms: end_ms.max(bound::breakers_closed_ms(back_ms)),
             affected,
+            reads: 1,
         });
         Ok(())
     }
@@ -276,14 +283,17 @@ impl Cluster {
         self.events.push(OwnershipEvent {
             what: format!("{name} stopped"),
             from_ms: 0,
-            until_ms: start_ms,
+            until_ms: start_ms + STALL_TIMEOUTS_MS,
             affected: affected.clone(),
+            // Every other member may time out on it once before its breaker opens.
+            reads: u32::try_from(self.members.len().saturating_sub(1)).unwrap_or(u32::MAX),
         });
         self.events.push(OwnershipEvent {
             what: format!("{name} resumed"),
             from_ms: start_ms,
             until_ms: end_ms.max(bound::breakers_closed_ms(back_ms)),
             affected,
+            reads: 1,
         });
         Ok(())
     }
@@ -310,6 +320,7 @@ impl Cluster {
             from_ms: 0,
             until_ms: end_ms,
             affected,
+            reads: 1,
         });
         Ok(())
     }
@@ -344,6 +355,7 @@ impl Cluster {
             from_ms: 0,
             until_ms: end_ms,
             affected,
+            reads: 1,
         });
         Ok(())
     }
