@@ -41,6 +41,9 @@ pub(crate) struct Setup {
     /// The node that every node, itself included, knows by the address of a [`FaultProxy`] in
     /// front of its server, so that a workload can cut it off with [`Servers::fault`].
     pub(crate) proxied: Option<usize>,
+    /// Ours only: hedged gets at this percentile of each peer's recent answer times
+    /// (`hedge_at_percentile`); `None` (the default, and 0.3.0's only way) for none.
+    pub(crate) hedge_percentile: Option<f64>,
 }
 
 /// A running cluster of one contender.

@@ -29,6 +29,10 @@ const PEERS: usize = 5;
 const VICTIM: usize = PEERS - 1;
 const SURVIVORS: usize = PEERS - 1;
 const VALUE_SIZE: usize = 100;
+/// The percentile of the hedged row.
+const HEDGE_PERCENTILE: f64 = 95.0;
+/// The contender name of ours with hedged gets.
+const OURS_HEDGED: &str = "ours, hedge_at_percentile(95)";
 
 fn setup(plan: &Plan) -> Setup {
     Setup {
@@ -39,6 +43,7 @@ fn setup(plan: &Plan) -> Setup {
         max_value: VALUE_SIZE,
         peer_timeout: plan.fault_peer_timeout,
         proxied: Some(VICTIM),
+        hedge_percentile: None,
     }
 }
 
@@ -128,6 +133,14 @@ pub(crate) async fn stalled_owner(plan: &Plan, rows: &mut Vec<Row>) {
     if plan.wants(OURS) {
         let ours = Arc::new(Ours::start(&setup).await);
         rows.push(stall_window(plan, &workload, OURS, &ours).await);
+        // The same with hedged gets (off by default): the gets in flight when the owner
+        // stalls ask the substitute after the owner's recent p95 instead of waiting the timeout.
+        let hedged = Setup {
+            hedge_percentile: Some(HEDGE_PERCENTILE),
+            ..self::setup(plan)
+        };
+        let ours = Arc::new(Ours::start(&hedged).await);
+        rows.push(stall_window(plan, &workload, OURS_HEDGED, &ours).await);
     }
     if plan.wants(PUBLISHED) {
         let published = Arc::new(Published::start(&setup).await);

@@ -40,10 +40,14 @@ impl Ours {
                 source: Arc::clone(&source),
                 node,
             };
-            let cache = Groupcache::builder(addrs[node])
+            let builder = Groupcache::builder(addrs[node])
                 .max_value_size(setup.max_value + LIMIT_SLACK)
-                .peer_timeout(setup.peer_timeout)
-                .build();
+                .peer_timeout(setup.peer_timeout);
+            let cache = match setup.hedge_percentile {
+                Some(percentile) => builder.hedge_at_percentile(percentile),
+                None => builder,
+            }
+            .build();
             let group = cache
                 .group(GROUP, loader)
                 // No eviction: every workload's values fit.

@@ -26,6 +26,7 @@ pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
         max_value: 100,
         peer_timeout: PEER_TIMEOUT,
         proxied: None,
+        hedge_percentile: None,
     };
     let workload = format!(
         "stampede {} callers, 3 peers, {} ms loader",

@@ -148,6 +148,7 @@ pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
         max_value: 100,
         peer_timeout: PEER_TIMEOUT,
         proxied: None,
+        hedge_percentile: None,
     };
     let keys = (0, 0, 1);
     let mut entrants = Vec::new();
@@ -197,6 +198,7 @@ async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<R
         max_value: value_size,
         peer_timeout: PEER_TIMEOUT,
         proxied: None,
+        hedge_percentile: None,
     };
     let keys = (0, 1, plan.in_flight);
     let mut entrants = Vec::new();

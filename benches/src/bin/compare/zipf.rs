@@ -29,6 +29,7 @@ pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
         max_value: 100,
         peer_timeout: PEER_TIMEOUT,
         proxied: None,
+        hedge_percentile: None,
     };
     let draws = zipf_keys(plan);
     let distinct = draws.iter().collect::<HashSet<_>>().len() as u64;
