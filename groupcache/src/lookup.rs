@@ -109,6 +109,13 @@ struct RemovedSince {
     overflowed: bool,
 }
 
+/// How a hedged fetch was answered: by a peer (the owner or the substitute asked), or by the
+/// load this peer ran as the substitute.
+enum Hedged<V> {
+    Asked(Result<Bytes, PeerFailure>, Arc<PeerClient>),
+    Loaded(Result<Arc<Entry<V>>, Error>),
+}
+
 /// Where a load keeps its value when this peer is not the key's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {
@@ -395,23 +402,18 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             };
             let asked_owner = substitute_for.is_none();
             let target = Arc::clone(&client);
-            let (asked, client) = match (substitute_for, client.hedge_delay()) {
-                (None, Some(delay)) if delay < left => {
-                    self.ask_hedged(client, &key, delay, left, peer_context.as_ref())
-                        .await
-                }
-                (substitute_for, _) => {
-                    let asked = client
-                        .get(
-                            &self.name,
-                            &key,
-                            substitute_for.as_ref(),
-                            left,
-                            peer_context.as_ref(),
-                        )
-                        .await;
-                    (asked, client)
-                }
+            let asked = self
+                .ask(
+                    client,
+                    &key,
+                    substitute_for.as_ref(),
+                    left,
+                    peer_context.as_ref(),
+                )
+                .await;
+            let (asked, client) = match asked {
+                Hedged::Asked(asked, client) => (asked, client),
+                Hedged::Loaded(loaded) => return found(loaded?, Outcome::LocalLoad),
             };
             let err = match asked {
                 Ok(bytes) => match self.decode(&key, bytes.clone()) {
@@ -464,32 +466,73 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         )
     }
 
-    /// Asks the owner; if it has not answered within `delay`, asks the key's substitute too and
-    /// takes the first answer (a transport failure of one waits for the other). Returns the
-    /// result and the peer it came from. The request not taken is dropped, which cancels it;
-    /// a load it started on that peer still finishes there (rule 3).
+    /// Asks `client` for `key` within `within`: hedged if it is the owner and hedging is on
+    /// and there is time for it, once otherwise.
+    async fn ask(
+        self: &Arc<Self>,
+        client: Arc<PeerClient>,
+        key: &str,
+        substitute_for: Option<&GroupcachePeer>,
+        within: std::time::Duration,
+        context: Option<&TraceContext>,
+    ) -> Hedged<V> {
+        match (substitute_for, client.hedge_delay()) {
+            (None, Some(delay)) if delay < within => {
+                self.ask_hedged(client, key, delay, within, context).await
+            }
+            (substitute_for, _) => {
+                let asked = client
+                    .get(&self.name, key, substitute_for, within, context)
+                    .await;
+                Hedged::Asked(asked, client)
+            }
+        }
+    }
+
+    /// Asks the owner; if it has not answered within `delay`, asks the key's substitute too
+    /// (or, if that is this peer, loads the key as the substitute) and takes the first answer
+    /// (a failure of one waits for the other). The request not taken is dropped, which cancels
+    /// it; a load it started on that peer, or here, still finishes (rule 3).
     async fn ask_hedged(
-        &self,
+        self: &Arc<Self>,
         owner: Arc<PeerClient>,
         key: &str,
         delay: std::time::Duration,
         within: std::time::Duration,
         context: Option<&TraceContext>,
-    ) -> (Result<Bytes, PeerFailure>, Arc<PeerClient>) {
+    ) -> Hedged<V> {
         let first = owner.get(&self.name, key, None, within, context);
         tokio::pin!(first);
         tokio::select! {
-            asked = &mut first => return (asked, Arc::clone(&owner)),
+            asked = &mut first => return Hedged::Asked(asked, Arc::clone(&owner)),
             () = tokio::time::sleep(delay) => {}
         }
-        let Route::Substitute {
-            owner: owner_peer,
-            via: Some(substitute),
-        } = self.node.routing().route_around(key, owner.peer())
-        else {
-            // The substitute would be this peer: waiting for the owner is cheaper than a load.
-            let asked = first.await;
-            return (asked, Arc::clone(&owner));
+        let (owner_peer, substitute) = match self.node.routing().route_around(key, owner.peer()) {
+            Route::Substitute {
+                owner,
+                via: Some(substitute),
+            } => (owner, substitute),
+            Route::Substitute { via: None, .. } => {
+                self.counters.hedged_gets.bump();
+                let local = self.load(key, None, Keep::AsSubstitute);
+                tokio::pin!(local);
+                return tokio::select! {
+                    asked = &mut first => match asked {
+                        Err(PeerFailure::Transport(_)) => Hedged::Loaded(local.await),
+                        asked => Hedged::Asked(asked, Arc::clone(&owner)),
+                    },
+                    loaded = &mut local => match loaded {
+                        Ok(entry) => {
+                            self.counters.hedge_wins.bump();
+                            Hedged::Loaded(Ok(entry))
+                        }
+                        Err(_) => Hedged::Asked(first.await, Arc::clone(&owner)),
+                    },
+                };
+            }
+            Route::Local | Route::Remote(_) => {
+                return Hedged::Asked(first.await, Arc::clone(&owner));
+            }
         };
         self.counters.hedged_gets.bump();
         let second = substitute.get(
@@ -502,15 +545,17 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         tokio::pin!(second);
         tokio::select! {
             asked = &mut first => match asked {
-                Err(PeerFailure::Transport(_)) => (second.await, Arc::clone(&substitute)),
-                asked => (asked, Arc::clone(&owner)),
+                Err(PeerFailure::Transport(_)) => {
+                    Hedged::Asked(second.await, Arc::clone(&substitute))
+                }
+                asked => Hedged::Asked(asked, Arc::clone(&owner)),
             },
             asked = &mut second => match asked {
                 Ok(bytes) => {
                     self.counters.hedge_wins.bump();
-                    (Ok(bytes), Arc::clone(&substitute))
+                    Hedged::Asked(Ok(bytes), Arc::clone(&substitute))
                 }
-                Err(_) => (first.await, Arc::clone(&owner)),
+                Err(_) => Hedged::Asked(first.await, Arc::clone(&owner)),
             },
         }
     }

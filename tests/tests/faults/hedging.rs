@@ -75,3 +75,49 @@ async fn a_get_the_owner_sits_on_is_answered_by_the_substitute() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_substitute_hedges_its_own_gets_with_a_load() {
+    within_limit(async {
+        let cluster = TestCluster::start_with(3, |_, b| {
+            b.hedge_at_percentile(90.0)
+                .peer_timeout(Duration::from_secs(30))
+        })
+        .await;
+        let (asker, owner, other) = (0, 2, 1);
+        let others = [cluster.addr(asker), cluster.addr(other)];
+        // A key whose substitute is the asker itself.
+        let key = (0..)
+            .map(|i| format!("own-stuck-{i}"))
+            .find(|k| {
+                cluster.owner_of(k) == owner && substitute_of(k, &others) == cluster.addr(asker)
+            })
+            .unwrap();
+        for i in 0..40 {
+            let warm = cluster.key_owned_by(owner, &format!("warm-{i}"));
+            cluster.node(asker).get(&warm).await.unwrap();
+        }
+        cluster.loader.script_on(owner, &key, Script::Gate);
+        assert_eq!(
+            cluster.node(asker).get(&key).await.unwrap(),
+            value_of(&key, 1)
+        );
+        let stats = cluster.node(asker).stats();
+        assert_eq!((stats.hedged_gets, stats.hedge_wins), (1, 1), "{stats:?}");
+        assert_eq!(
+            cluster.loader.loads_on(asker, &key),
+            1,
+            "loaded here, as the substitute"
+        );
+        assert_eq!(cluster.loader.loads_on(other, &key), 0);
+        // Kept as the substitute's copy: the next get is a hit.
+        assert_eq!(
+            cluster.node(asker).get(&key).await.unwrap(),
+            value_of(&key, 1)
+        );
+        assert_eq!(cluster.node(asker).stats().main_hits, 1);
+        cluster.loader.release();
+        cluster.shutdown().await;
+    })
+    .await;
+}
