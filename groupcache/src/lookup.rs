@@ -995,9 +995,9 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
 
     fn membership_changed(&self) -> usize {
         // Hot copies of values now owned leave the hot cache, which lookups read first: the
-        // main cache is now their only home. Values no longer owned leave the main cache; they
-        // become hot copies (no fresher than any other), which also lets this peer hand them
-        // to their new owner when it asks (warm handoff).
+        // main cache is now their only home. Values no longer owned leave the main cache for the
+        // handoff tier, which this peer's own lookups never read: it hands them to their new
+        // owner when that one asks (warm handoff), for the handoff window.
         // Copies kept for a handoff of keys this peer owns again are dropped too: removals
         // sent to the other owner meanwhile did not reach them.
         let mut dropped = self.hot.retain(|key| !self.node.owns(key))

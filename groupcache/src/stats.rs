@@ -167,9 +167,10 @@ counters! {
     /// value did not encode or decode (the peers disagree on the codec or value type).
     /// Refused credentials are `auth_failures`. Anything but zero needs a look at the config.
     peer_refusals => "peer_refusals_total",
-    /// Fetches sent to the owner's substitute instead of the owner, because the owner's breaker
-    /// was open on this peer or it did not answer this fetch: to the next peer after it on the
-    /// ring that answers, or to this peer, which then loads and keeps the value in its stead.
+    /// Requests sent to the owner's substitute instead of the owner (a fetch may send two),
+    /// because the owner's breaker was open on this peer or it refused this fetch: to the next
+    /// peer after it on the ring that is not out, or to this peer, which then loads and keeps
+    /// the value in its stead.
     rerouted_gets => "rerouted_gets_total",
     /// Requests from other peers that this peer answered as the substitute of an owner they
     /// found out, keeping the value (for at most the hot cache's time to live).

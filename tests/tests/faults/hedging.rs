@@ -1,12 +1,17 @@
 //! Hedged gets (`hedge_at_percentile`): when the owner has not answered within the percentile
-//! of its recent answer times, the get asks the key's substitute too and takes the first
-//! answer; the owner's load still finishes and fills its cache.
+//! of its recent answer times, the get asks the key's substitute too (or, on the substitute,
+//! loads the key as the substitute) and takes the first answer; the owner's load still
+//! finishes and fills its cache.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use groupcache::Groupcache;
-use groupcache_tests::{Script, TestCluster, value_of, within_limit};
+use groupcache_tests::{Script, TestCluster, value_of, wait_until, within_limit};
+
+/// Node 0 asks, node 2 owns.
+const ASKER: usize = 0;
+const OWNER: usize = 2;
 
 /// The key's substitute if `owner` is out, among the other members: the owner of the key in
 /// the ring without it.
@@ -16,41 +21,45 @@ fn substitute_of(key: &str, others: &[SocketAddr]) -> SocketAddr {
     ring.owner_of(key).addr()
 }
 
+/// Three nodes hedging at p90 (with a peer timeout no get here reaches); 40 quick answers from
+/// the owner on the asker for the hedge delay to go by; and a key of the owner's whose
+/// substitute is node `substitute`, whose load on the owner never finishes until released.
+async fn hedging_cluster(substitute: usize, prefix: &str) -> (TestCluster, String) {
+    let cluster = TestCluster::start_with(3, |_, b| {
+        b.hedge_at_percentile(90.0)
+            .peer_timeout(Duration::from_secs(30))
+    })
+    .await;
+    let others = [cluster.addr(0), cluster.addr(1)];
+    let key = (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|k| {
+            cluster.owner_of(k) == OWNER && substitute_of(k, &others) == cluster.addr(substitute)
+        })
+        .unwrap();
+    for i in 0..40 {
+        let warm = cluster.key_owned_by(OWNER, &format!("warm-{i}"));
+        cluster.node(ASKER).get(&warm).await.unwrap();
+    }
+    assert_eq!(
+        cluster.node(ASKER).stats().hedged_gets,
+        0,
+        "no hedge while the owner is quick"
+    );
+    cluster.loader.script_on(OWNER, &key, Script::Gate);
+    (cluster, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_the_owner_sits_on_is_answered_by_the_substitute() {
     within_limit(async {
-        let cluster = TestCluster::start_with(3, |_, b| {
-            b.hedge_at_percentile(90.0)
-                .peer_timeout(Duration::from_secs(30))
-        })
-        .await;
-        let (asker, owner, substitute) = (0, 2, 1);
-        let others = [cluster.addr(asker), cluster.addr(substitute)];
-        let key = (0..)
-            .map(|i| format!("stuck-{i}"))
-            .find(|k| {
-                cluster.owner_of(k) == owner
-                    && substitute_of(k, &others) == cluster.addr(substitute)
-            })
-            .unwrap();
-        // Answer times to go by: 40 quick answers from the owner.
-        for i in 0..40 {
-            let warm = cluster.key_owned_by(owner, &format!("warm-{i}"));
-            cluster.node(asker).get(&warm).await.unwrap();
-        }
+        let substitute = 1;
+        let (cluster, key) = hedging_cluster(substitute, "stuck").await;
         assert_eq!(
-            cluster.node(asker).stats().hedged_gets,
-            0,
-            "no hedge while it is quick"
-        );
-
-        // The owner's load of `key` never finishes (until released); a 30 s peer timeout.
-        cluster.loader.script_on(owner, &key, Script::Gate);
-        assert_eq!(
-            cluster.node(asker).get(&key).await.unwrap(),
+            cluster.node(ASKER).get(&key).await.unwrap(),
             value_of(&key, 1)
         );
-        let stats = cluster.node(asker).stats();
+        let stats = cluster.node(ASKER).stats();
         assert_eq!((stats.hedged_gets, stats.hedge_wins), (1, 1), "{stats:?}");
         assert_eq!(
             stats.peer_errors, 0,
@@ -65,12 +74,12 @@ async fn a_get_the_owner_sits_on_is_answered_by_the_substitute() {
 
         // The owner's load, released, still fills its cache.
         cluster.loader.release();
-        groupcache_tests::wait_until("the owner's load finished", || {
-            cluster.node(owner).inflight_len() == 0
+        wait_until("the owner's load finished", || {
+            cluster.node(OWNER).inflight_len() == 0
         })
         .await;
-        assert_eq!(cluster.loader.loads_on(owner, &key), 1);
-        assert_eq!(cluster.node(owner).stats().main_cache.entries, 41);
+        assert_eq!(cluster.loader.loads_on(OWNER, &key), 1);
+        assert_eq!(cluster.node(OWNER).stats().main_cache.entries, 41);
         cluster.shutdown().await;
     })
     .await;
@@ -79,43 +88,25 @@ async fn a_get_the_owner_sits_on_is_answered_by_the_substitute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_substitute_hedges_its_own_gets_with_a_load() {
     within_limit(async {
-        let cluster = TestCluster::start_with(3, |_, b| {
-            b.hedge_at_percentile(90.0)
-                .peer_timeout(Duration::from_secs(30))
-        })
-        .await;
-        let (asker, owner, other) = (0, 2, 1);
-        let others = [cluster.addr(asker), cluster.addr(other)];
-        // A key whose substitute is the asker itself.
-        let key = (0..)
-            .map(|i| format!("own-stuck-{i}"))
-            .find(|k| {
-                cluster.owner_of(k) == owner && substitute_of(k, &others) == cluster.addr(asker)
-            })
-            .unwrap();
-        for i in 0..40 {
-            let warm = cluster.key_owned_by(owner, &format!("warm-{i}"));
-            cluster.node(asker).get(&warm).await.unwrap();
-        }
-        cluster.loader.script_on(owner, &key, Script::Gate);
+        let (cluster, key) = hedging_cluster(ASKER, "own-stuck").await;
         assert_eq!(
-            cluster.node(asker).get(&key).await.unwrap(),
+            cluster.node(ASKER).get(&key).await.unwrap(),
             value_of(&key, 1)
         );
-        let stats = cluster.node(asker).stats();
+        let stats = cluster.node(ASKER).stats();
         assert_eq!((stats.hedged_gets, stats.hedge_wins), (1, 1), "{stats:?}");
         assert_eq!(
-            cluster.loader.loads_on(asker, &key),
+            cluster.loader.loads_on(ASKER, &key),
             1,
             "loaded here, as the substitute"
         );
-        assert_eq!(cluster.loader.loads_on(other, &key), 0);
+        assert_eq!(cluster.loader.loads_on(1, &key), 0);
         // Kept as the substitute's copy: the next get is a hit.
         assert_eq!(
-            cluster.node(asker).get(&key).await.unwrap(),
+            cluster.node(ASKER).get(&key).await.unwrap(),
             value_of(&key, 1)
         );
-        assert_eq!(cluster.node(asker).stats().main_hits, 1);
+        assert_eq!(cluster.node(ASKER).stats().main_hits, 1);
         cluster.loader.release();
         cluster.shutdown().await;
     })
