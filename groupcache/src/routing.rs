@@ -117,6 +117,13 @@ impl Routing {
     /// probe here, in the background.
     #[inline]
     pub(crate) fn route(&self, key: &str) -> Route {
+        self.route_probing(key, true)
+    }
+
+    /// [`Routing::route`]; `probe` says whether open breakers on the way may start their
+    /// probes (a get), or not (introspection, which only reads).
+    #[inline]
+    fn route_probing(&self, key: &str, probe: bool) -> Route {
         let snapshot = self.current.load();
         let Some(owner) = snapshot.ring.owner_of(key) else {
             return Route::Local;
@@ -130,8 +137,10 @@ impl Routing {
         if !client.is_out() {
             return Route::Remote(Arc::clone(client));
         }
-        client.probe_if_due();
-        self.substitute_in(&snapshot, key, owner, None)
+        if probe {
+            client.probe_if_due();
+        }
+        self.substitute_in(&snapshot, key, owner, None, probe)
     }
 
     /// Where a get of `key` goes after `failed` (the owner, or the substitute asked) did not
@@ -141,7 +150,7 @@ impl Routing {
         match snapshot.ring.owner_of(key) {
             Some(owner) if *owner != self.me => {
                 let owner = owner.clone();
-                self.substitute_in(&snapshot, key, &owner, Some(failed))
+                self.substitute_in(&snapshot, key, &owner, Some(failed), true)
             }
             _ => Route::Local,
         }
@@ -155,6 +164,7 @@ impl Routing {
         key: &str,
         owner: &GroupcachePeer,
         failed: Option<&GroupcachePeer>,
+        probe: bool,
     ) -> Route {
         let substitute = snapshot.ring.first_accepted(key, |peer| {
             if peer == owner || Some(peer) == failed {
@@ -169,7 +179,9 @@ impl Routing {
             if client.is_out() {
                 // A peer out of the way is probed too, or it would stay out here for ever
                 // if this peer never asks it for a key of its own.
-                client.probe_if_due();
+                if probe {
+                    client.probe_if_due();
+                }
                 return false;
             }
             true
@@ -184,9 +196,10 @@ impl Routing {
         }
     }
 
-    /// The peer a get of `key` asks now: the owner, its substitute, or this peer.
+    /// The peer a get of `key` asks now: the owner, its substitute, or this peer. Reads only:
+    /// it starts no probe.
     pub(crate) fn route_of(&self, key: &str) -> GroupcachePeer {
-        match self.route(key) {
+        match self.route_probing(key, false) {
             Route::Remote(client)
             | Route::Substitute {
                 via: Some(client), ..
