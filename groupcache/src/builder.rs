@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) max_concurrent_streams: u32,
     /// How long a peer's request may take to arrive and be answered by this peer's service.
     pub(crate) peer_timeout: Duration,
+    /// How long hot copies of an owner's values are served after it last answered.
+    pub(crate) hot_copy_lease: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::security::PeerTls>,
 }
@@ -47,12 +49,19 @@ impl Config {
         self.max_value_size.saturating_add(MESSAGE_OVERHEAD)
     }
 
-    /// Limit of a request message: a request carries only a group name and a key, so a
-    /// server never buffers more than this per request, however large values may be.
+    /// Limit of a read request message: a `Get`, `Describe` or `Lease` carries only a group
+    /// name and a key, so a server never buffers more than this for a read, however large
+    /// values may be.
     pub(crate) fn max_request_size(&self) -> usize {
         self.max_key_len
             .saturating_add(MAX_GROUP_NAME_LEN)
             .saturating_add(MESSAGE_OVERHEAD)
+    }
+
+    /// Limit of a write request message (`Set`, `Remove`, `Invalidate`): a value of the
+    /// maximum size, or a batch of keys as large, plus framing.
+    pub(crate) fn max_write_size(&self) -> usize {
+        self.max_reply_size().max(self.max_request_size())
     }
 }
 
@@ -77,6 +86,7 @@ pub struct GroupcacheBuilder {
     breaker: BreakerConfig,
     handoff_window: Duration,
     hedge_percentile: Option<f64>,
+    hot_copy_lease: Duration,
     #[cfg(feature = "tls")]
     tls: Option<crate::security::PeerTls>,
     trace_keys: TraceKeys,
@@ -105,6 +115,7 @@ impl GroupcacheBuilder {
             },
             handoff_window: defaults::HANDOFF_WINDOW,
             hedge_percentile: None,
+            hot_copy_lease: defaults::HOT_COPY_LEASE,
             #[cfg(feature = "tls")]
             tls: None,
             trace_keys: TraceKeys::default(),
@@ -317,6 +328,25 @@ impl GroupcacheBuilder {
         self
     }
 
+    /// The partition bound: how long this peer serves hot copies of another peer's values
+    /// after that peer last answered it with no invalidation missing. A peer cut off from an
+    /// owner (which cannot hear of that owner's `remove`s and `set`s) stops serving its copies
+    /// of the owner's values at most this long after the owner last answered, and fetches
+    /// them again (or, while the owner is out, asks its substitute). Reads of a copy in the
+    /// lease's second half renew it in the background with one small `Lease` request to the
+    /// owner; a get that the owner answers renews it too. It also caps how long a substitute
+    /// or a fallback load keeps a value. Default: [`defaults::HOT_COPY_LEASE`] (5 s). See the
+    /// README's Consistency section.
+    ///
+    /// # Panics
+    ///
+    /// If `lease` is zero.
+    pub fn hot_copy_lease(mut self, lease: Duration) -> Self {
+        assert!(!lease.is_zero(), "hot_copy_lease must be greater than zero");
+        self.hot_copy_lease = lease.min(MAX_SPAN);
+        self
+    }
+
     /// TLS for links between peers, both ways (feature `tls`). Default: none, plaintext
     /// `http`, fine on loopback or inside a trusted network.
     ///
@@ -393,6 +423,7 @@ impl GroupcacheBuilder {
             accepted_tokens: AcceptedTokens::new(accepted),
             max_concurrent_streams: self.max_concurrent_streams,
             peer_timeout: self.peer_timeout,
+            hot_copy_lease: self.hot_copy_lease,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
         };
@@ -418,7 +449,7 @@ impl GroupcacheBuilder {
         let channel = ChannelConfig {
             connect_timeout: self.connect_timeout.min(self.peer_timeout),
             request_timeout: self.peer_timeout,
-            max_request_size: config.max_request_size(),
+            max_request_size: config.max_write_size(),
             max_reply_size: config.max_reply_size(),
             token: self.token,
             #[cfg(feature = "tls")]
@@ -427,6 +458,7 @@ impl GroupcacheBuilder {
             breaker: self.breaker,
             counters: Arc::clone(&counters),
             hedge_percentile: self.hedge_percentile,
+            lease_bound: self.hot_copy_lease,
         };
         let routing = Routing::new(
             self.me,
@@ -435,7 +467,7 @@ impl GroupcacheBuilder {
             channel,
             self.connector,
         );
-        let node = Node::new(routing, config, self.trace_keys, metrics);
+        let node = Node::new(routing, config, self.trace_keys, metrics, &counters);
         Groupcache::from_peer_set(PeerSet::new(node, counters))
     }
 }
@@ -457,6 +489,7 @@ impl std::fmt::Debug for GroupcacheBuilder {
             .field("peer_cool_down", &self.breaker.cool_down)
             .field("handoff_window", &self.handoff_window)
             .field("hedge_percentile", &self.hedge_percentile)
+            .field("hot_copy_lease", &self.hot_copy_lease)
             .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()
     }

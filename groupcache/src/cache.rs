@@ -26,6 +26,7 @@ pub use self::backend::CacheBackend;
 use self::moka_store::MokaStore;
 use self::quick_store::QuickStore;
 use crate::flight::Superseded;
+use crate::peer::lease::{LeaseTag, Standing};
 pub use crate::promotion::{HotCachePolicy, PromoteOneIn};
 use crate::stats::TierStats;
 
@@ -39,6 +40,8 @@ pub(crate) struct Entry<V> {
     /// The encoded value's length: with the key's, what the entry weighs in a tier.
     encoded_len: usize,
     expires_at: Option<Instant>,
+    /// A hot copy of a value fetched from its owner: served only under this lease.
+    lease: Option<LeaseTag>,
 }
 
 impl<V> Entry<V> {
@@ -48,7 +51,15 @@ impl<V> Entry<V> {
             encoded_len: encoded.len(),
             encoded,
             expires_at: ttl.map(|ttl| Instant::now() + ttl),
+            lease: None,
         })
+    }
+
+    /// What this entry has left to live, if it expires: what a reply to a peer says, so that
+    /// a copy never outlives it.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.expires_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// What this entry weighs under `key`: key plus encoded value, in bytes, at least 1
@@ -84,6 +95,8 @@ pub(crate) struct Tier<V> {
     evictions: Arc<AtomicU64>,
     /// Entries found expired on read (expiry is ours, not the backend's).
     expirations: AtomicU64,
+    /// Hot copies not served because their owner's lease had run out or been revoked.
+    lapsed: AtomicU64,
     /// What stored entries keep of their encoded bytes.
     encoded: KeepEncoded,
 }
@@ -142,6 +155,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             ttl,
             evictions,
             expirations: AtomicU64::new(0),
+            lapsed: AtomicU64::new(0),
             encoded: KeepEncoded::Copy,
         }
     }
@@ -166,21 +180,39 @@ impl<V: Send + Sync + 'static> Tier<V> {
         }
     }
 
-    /// The live entry for `key`, if any. An expired entry is dropped and reported as a miss.
+    /// The live entry for `key`, if any. An expired entry is dropped and reported as a miss;
+    /// so is a hot copy whose lease was revoked. A hot copy whose lease ran out is reported as
+    /// a miss and left in place (a renewed lease serves it again, unless a fetch replaced it).
+    /// The clock is read only for an entry that expires or has a lease.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<Entry<V>>> {
         let entry = match self.store.as_ref()? {
             Store::Quick(store) => store.get(key),
             Store::Moka(store) => store.get(key),
         }?;
-        if entry.is_expired() {
+        if entry.expires_at.is_none() && entry.lease.is_none() {
+            return Some(entry);
+        }
+        let now = Instant::now();
+        if entry.expires_at.is_some_and(|at| at <= now) {
             // Conditional: a fresh value stored since our read must survive.
             if self.remove_if_same(key, &entry) {
                 self.expirations.fetch_add(1, Ordering::Relaxed);
             }
             return None;
         }
-        Some(entry)
+        match entry.lease.as_ref().map(|lease| lease.standing(now)) {
+            None | Some(Standing::Valid) => Some(entry),
+            Some(Standing::Lapsed) => {
+                self.lapsed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Some(Standing::Revoked) => {
+                self.lapsed.fetch_add(1, Ordering::Relaxed);
+                self.remove_if_same(key, &entry);
+                None
+            }
+        }
     }
 
     /// Stores a value under this tier's time-to-live, unless `superseded` is set: the flight
@@ -208,7 +240,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
         encoded: Bytes,
         superseded: &Superseded,
     ) -> Arc<Entry<V>> {
-        self.insert_for(key, value, encoded, superseded, self.ttl)
+        self.insert_for(key, value, encoded, superseded, self.ttl, None)
     }
 
     /// [`Tier::insert`], living at most `max_ttl` (and at most the tier's time-to-live).
@@ -220,11 +252,48 @@ impl<V: Send + Sync + 'static> Tier<V> {
         superseded: &Superseded,
         max_ttl: Option<Duration>,
     ) -> Arc<Entry<V>> {
-        let ttl = match (self.ttl, max_ttl) {
+        self.insert_for(
+            key,
+            value,
+            encoded,
+            superseded,
+            self.ttl_within(max_ttl),
+            None,
+        )
+    }
+
+    /// [`Tier::insert`] of a hot copy fetched from its owner: served only under `lease`, and
+    /// living at most `max_ttl` (what the owner's entry had left) and the tier's time-to-live.
+    pub(crate) fn insert_copy(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+        max_ttl: Option<Duration>,
+        lease: LeaseTag,
+    ) -> Arc<Entry<V>> {
+        let ttl = self.ttl_within(max_ttl);
+        self.insert_for(key, value, encoded, superseded, ttl, Some(lease))
+    }
+
+    /// [`Tier::insert`] with exactly this time-to-live (`None`: none), whatever the tier's.
+    pub(crate) fn insert_with_ttl(
+        &self,
+        key: &str,
+        value: V,
+        encoded: Bytes,
+        superseded: &Superseded,
+        ttl: Option<Duration>,
+    ) -> Arc<Entry<V>> {
+        self.insert_for(key, value, encoded, superseded, ttl, None)
+    }
+
+    fn ttl_within(&self, max_ttl: Option<Duration>) -> Option<Duration> {
+        match (self.ttl, max_ttl) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        self.insert_for(key, value, encoded, superseded, ttl)
+        }
     }
 
     /// The time-to-live of this tier's entries, if they expire.
@@ -239,21 +308,25 @@ impl<V: Send + Sync + 'static> Tier<V> {
         encoded: Bytes,
         superseded: &Superseded,
         ttl: Option<Duration>,
+        lease: Option<LeaseTag>,
     ) -> Arc<Entry<V>> {
         let kept = match &self.store {
             Some(store) if (key.len() + encoded.len()) as u64 <= self.max_entry => store,
             _ => return Entry::new(value, encoded, ttl),
         };
-        let entry = match self.encoded {
-            KeepEncoded::Copy => Entry::new(value, Bytes::copy_from_slice(&encoded), ttl),
-            KeepEncoded::AsIs => Entry::new(value, encoded, ttl),
-            KeepEncoded::Nothing => Arc::new(Entry {
-                value,
-                encoded: Bytes::new(),
-                encoded_len: encoded.len(),
-                expires_at: ttl.map(|ttl| Instant::now() + ttl),
-            }),
+        let encoded_len = encoded.len();
+        let encoded = match self.encoded {
+            KeepEncoded::Copy => Bytes::copy_from_slice(&encoded),
+            KeepEncoded::AsIs => encoded,
+            KeepEncoded::Nothing => Bytes::new(),
         };
+        let entry = Arc::new(Entry {
+            value,
+            encoded,
+            encoded_len,
+            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+            lease,
+        });
         match kept {
             Store::Quick(store) => store.insert(key, &entry, superseded),
             Store::Moka(store) => store.insert(key, &entry, superseded),
@@ -269,6 +342,11 @@ impl<V: Send + Sync + 'static> Tier<V> {
             Some(Store::Moka(store)) => store.remove_if_same(key, entry),
             None => false,
         }
+    }
+
+    /// Drops every entry; returns how many.
+    pub(crate) fn clear(&self) -> usize {
+        self.retain(|_| false)
     }
 
     /// Removes `key`, under the per-key lock (see [`Tier::insert`]).
@@ -316,6 +394,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             weighted_bytes,
             evictions: self.evictions.load(Ordering::Relaxed),
             expirations: self.expirations.load(Ordering::Relaxed),
+            lapsed: self.lapsed.load(Ordering::Relaxed),
         }
     }
 }

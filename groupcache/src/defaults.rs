@@ -5,6 +5,9 @@
 //! | main cache capacity | [`MAIN_CACHE_CAPACITY`] (64 MiB) | [`GroupBuilder::main_cache_capacity`] |
 //! | hot cache capacity | 1/8 of the main cache's | [`GroupBuilder::hot_cache_capacity`] |
 //! | main cache time to live | none | [`GroupBuilder::main_cache_ttl`] |
+//! | longest time to live a loader may choose | none | [`GroupBuilder::max_ttl`] |
+//! | time-to-live jitter | [`TTL_JITTER`] (10%) | [`GroupBuilder::ttl_jitter`] |
+//! | `NotFound` cached for | not cached | [`GroupBuilder::not_found_ttl`] |
 //! | hot cache time to live | [`HOT_CACHE_TTL`] (60 s) | [`GroupBuilder::hot_cache_ttl`] |
 //! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn) | [`GroupBuilder::hot_cache_policy`] |
 //! | codec | [`Postcard`](crate::codec::Postcard) | [`GroupBuilder::codec`] |
@@ -17,6 +20,7 @@
 //! | peer failure threshold | [`PEER_FAILURE_THRESHOLD`] (3) | [`GroupcacheBuilder::peer_failure_threshold`] |
 //! | peer cool-down | [`PEER_COOL_DOWN`] (5 s) | [`GroupcacheBuilder::peer_cool_down`] |
 //! | handoff window | [`HANDOFF_WINDOW`] (30 s) | [`GroupcacheBuilder::handoff_window`] |
+//! | hot copy lease (the partition bound) | [`HOT_COPY_LEASE`] (5 s) | [`GroupcacheBuilder::hot_copy_lease`] |
 //! | streams per connection | [`MAX_CONCURRENT_STREAMS`] (1024) | [`GroupcacheBuilder::max_concurrent_streams`] |
 //! | metric name prefix | [`METRICS_PREFIX`] (`groupcache`) | `GroupcacheBuilder::metrics_prefix` |
 //! | discovery interval | [`DISCOVERY_INTERVAL`] (5 s) | [`DiscoveryDriver::interval`] |
@@ -28,6 +32,9 @@
 //! [`GroupBuilder::hot_cache_capacity`]: crate::GroupBuilder::hot_cache_capacity
 //! [`GroupBuilder::main_cache_ttl`]: crate::GroupBuilder::main_cache_ttl
 //! [`GroupBuilder::hot_cache_ttl`]: crate::GroupBuilder::hot_cache_ttl
+//! [`GroupBuilder::max_ttl`]: crate::GroupBuilder::max_ttl
+//! [`GroupBuilder::ttl_jitter`]: crate::GroupBuilder::ttl_jitter
+//! [`GroupBuilder::not_found_ttl`]: crate::GroupBuilder::not_found_ttl
 //! [`GroupBuilder::hot_cache_policy`]: crate::GroupBuilder::hot_cache_policy
 //! [`GroupBuilder::codec`]: crate::GroupBuilder::codec
 //! [`GroupBuilder::cache_backend`]: crate::GroupBuilder::cache_backend
@@ -73,6 +80,11 @@ pub const PEER_FAILURE_THRESHOLD: u32 = 3;
 pub const PEER_COOL_DOWN: Duration = Duration::from_secs(5);
 /// How long after a membership change a new owner asks the previous one first: 30 s.
 pub const HANDOFF_WINDOW: Duration = Duration::from_secs(30);
+/// How long hot copies of an owner's values are served after it last answered: 5 s.
+pub const HOT_COPY_LEASE: Duration = Duration::from_secs(5);
+/// How much of each time to live in the main cache is cut off at random (up to): 10%, so
+/// that values loaded together do not all expire, and reload, together.
+pub const TTL_JITTER: f64 = 0.1;
 /// Concurrent requests on one peer connection (HTTP/2 streams): 1024.
 pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Prefix of exported metric names (feature `metrics`): `groupcache`.

@@ -184,6 +184,13 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
         }
     }
 
+    /// [`FlightGroup::forget`] for every key.
+    pub(crate) fn forget_all(&self) {
+        for (_, flight) in self.lock().drain() {
+            flight.superseded.set();
+        }
+    }
+
     /// Flights running now.
     #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn len(&self) -> usize {

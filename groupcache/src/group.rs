@@ -162,21 +162,27 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
         result
     }
 
-    /// Removes `key` from this peer's caches of this group and from the owner's.
+    /// Removes `key` everywhere: from its owner, and from every peer's copies.
     ///
-    /// After `remove` returns `Ok`, a `get` of `key` on this peer or on the owner loads it
-    /// again: loads already running for `key` on either peer still answer their current
-    /// callers, but new callers start a new load, and what the old loads read is not kept.
+    /// The key's owner drops it and tells every other member to drop its copy (one batched,
+    /// numbered invalidation per member; see the README's Consistency section). `remove`
+    /// returns once every member has acknowledged, or after at most three quarters of the peer
+    /// timeout ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout));
+    /// [`Invalidated::unacknowledged`](crate::Invalidated::unacknowledged) names the members
+    /// that did not answer in time. Then a `get` of `key` that starts on any member that
+    /// acknowledged returns the new value; a member that did not serves its old copy for at
+    /// most the hot copy lease ([`GroupcacheBuilder::hot_copy_lease`](crate::GroupcacheBuilder::hot_copy_lease))
+    /// after it last heard from the owner.
     ///
-    /// Other peers are not told: a hot copy they fetched earlier stays valid until it expires
-    /// (the hot cache TTL, 60 s by default) or is evicted, so they may serve the old value for
-    /// that long (rule 9).
+    /// Loads and fetches already running for `key` anywhere still answer their current
+    /// callers, but new callers start afresh, and nothing the old ones read is kept.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::KeyTooLong`](crate::ErrorKind::KeyTooLong) (nothing is done); otherwise
-    /// the local copies are removed in any case, and the error says why the owner could not be
-    /// told: [`ErrorKind::Peer`](crate::ErrorKind::Peer) (not reachable), or its refusal (for
+    /// this peer's copies are removed in any case, and the error says why the owner could not be
+    /// told: [`ErrorKind::Peer`](crate::ErrorKind::Peer) (not reachable; if its breaker is
+    /// open, its substitute was told instead, which told the others), or its refusal (for
     /// example [`ErrorKind::UnknownGroup`](crate::ErrorKind::UnknownGroup) or
     /// [`ErrorKind::Unauthenticated`](crate::ErrorKind::Unauthenticated)).
     ///
@@ -195,13 +201,101 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
     /// # let users = cache.group("users", Users).build()?;
     /// users.get("user-7").await?;
-    /// users.remove("user-7").await?; // after a write to the database
+    /// let removed = users.remove("user-7").await?; // after a write to the database
+    /// assert!(removed.everywhere()); // no other member to tell here
     /// assert_eq!(users.get("user-7").await?, "user #7"); // loaded again
     /// assert_eq!(users.stats().local_loads, 2);
     /// # Ok(()) }
     /// ```
-    pub async fn remove(&self, key: &str) -> Result<(), Error> {
-        self.state.remove(key).await
+    pub async fn remove(&self, key: &str) -> Result<crate::Invalidated, Error> {
+        self.state.remove_keys(vec![key.to_owned()]).await
+    }
+
+    /// [`remove`](Self::remove) for many keys: one request to each owner for all of its keys
+    /// (and one invalidation batch from each owner to each member). The members that did not
+    /// acknowledge are gathered from every owner.
+    ///
+    /// # Errors
+    ///
+    /// As [`remove`](Self::remove); a key that is too long fails the call before anything is
+    /// done. If one owner cannot be told, the others still are, and the error names that one.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// users.get("user-1").await?;
+    /// users.get("user-2").await?;
+    /// users.remove_many(["user-1", "user-2"]).await?;
+    /// assert_eq!(users.stats().main_cache.entries, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_many<K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<crate::Invalidated, Error> {
+        let keys = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        self.state.remove_keys(keys).await
+    }
+
+    /// Removes every key of this group, everywhere: every member drops what it owns and tells
+    /// the others to drop their copies, as [`remove`](Self::remove) does for one key. A
+    /// value that a member still serving the old state hands out meanwhile is dropped again
+    /// by the invalidations that follow, so once `clear` returns no member that acknowledged
+    /// holds anything from before it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Peer`](crate::ErrorKind::Peer) or a refusal, for the first member that
+    /// could not be told (its keys stay cached there); the others are cleared.
+    pub async fn clear(&self) -> Result<crate::Invalidated, Error> {
+        self.state.clear().await
+    }
+
+    /// Stores `value` for `key` without loading it (write-through): encoded once here, stored
+    /// in the owner's main cache with the time to live the loader chooses for it
+    /// ([`ValueLoader::time_to_live`](crate::ValueLoader::time_to_live)), then every other
+    /// member's copies are dropped as by [`remove`](Self::remove). A load or fetch of `key`
+    /// that began before `set` stores nothing. Write the source of truth first: if the owner's
+    /// entry is evicted, the next `get` loads it from there.
+    ///
+    /// # Errors
+    ///
+    /// As [`remove`](Self::remove), and [`ErrorKind::Codec`](crate::ErrorKind::Codec) or
+    /// [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge) (nothing is done). If the
+    /// owner is out, the value is not stored anywhere; its copies are removed.
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// users.set("user-7", "Ada".to_owned()).await?;
+    /// assert_eq!(users.get("user-7").await?, "Ada");
+    /// assert_eq!(users.stats().local_loads, 0, "no load ran");
+    /// # Ok(()) }
+    /// ```
+    pub async fn set(&self, key: &str, value: V) -> Result<crate::Invalidated, Error> {
+        self.state.set(key, value).await
     }
 
     /// The group's name, as every peer knows it.

@@ -29,9 +29,21 @@ pub struct GroupBuilder<V, C = Postcard> {
     hot_capacity: Option<u64>,
     main_ttl: Option<Duration>,
     hot_ttl: Option<Duration>,
+    ttls: Ttls,
     promotion: Arc<dyn HotCachePolicy>,
     backend: CacheBackend,
     value: PhantomData<fn() -> V>,
+}
+
+/// How long what a group keeps lives, beyond the tiers' own times to live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ttls {
+    /// The longest time to live a loader may choose.
+    pub(crate) max: Option<Duration>,
+    /// The fraction of each main-cache time to live cut off at random (up to).
+    pub(crate) jitter: f64,
+    /// How long a `NotFound` is cached, if at all.
+    pub(crate) not_found: Option<Duration>,
 }
 
 impl<V: Clone + Send + Sync + 'static> GroupBuilder<V, Postcard> {
@@ -49,6 +61,11 @@ impl<V: Clone + Send + Sync + 'static> GroupBuilder<V, Postcard> {
             hot_capacity: None,
             main_ttl: None,
             hot_ttl: Some(defaults::HOT_CACHE_TTL),
+            ttls: Ttls {
+                max: None,
+                jitter: defaults::TTL_JITTER,
+                not_found: None,
+            },
             promotion: Arc::new(PromoteOneIn::default()),
             backend: CacheBackend::default(),
             value: PhantomData,
@@ -90,6 +107,43 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
     /// (60 s); `None` keeps hot copies until evicted by size.
     pub fn hot_cache_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.hot_ttl = ttl;
+        self
+    }
+
+    /// The longest time to live a [loader](crate::ValueLoader::time_to_live) may choose for
+    /// a value (longer ones are cut to it). Default: none. The group's
+    /// [`main_cache_ttl`](Self::main_cache_ttl) is the time to live of values the loader gives
+    /// none.
+    pub fn max_ttl(mut self, max: Option<Duration>) -> Self {
+        self.ttls.max = max;
+        self
+    }
+
+    /// Up to what fraction of each main-cache time to live is cut off at random, so that
+    /// values loaded together do not all expire (and go to the database) together: with 0.1,
+    /// a 60 s time to live becomes 54 to 60 s. Never lengthens one. Default:
+    /// [`defaults::TTL_JITTER`] (0.1).
+    ///
+    /// # Panics
+    ///
+    /// If `fraction` is not between 0 and 1.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        assert!(
+            (0.0..=1.0).contains(&fraction),
+            "ttl_jitter takes a fraction between 0 and 1, not {fraction}"
+        );
+        self.ttls.jitter = fraction;
+        self
+    }
+
+    /// Negative caching: the owner keeps a key's [`NotFound`](crate::NotFound) for `ttl`, and
+    /// answers `get`s of it (from any peer) without calling the loader again until then, or
+    /// until a [`set`](crate::Group::set) or [`remove`](crate::Group::remove) of the key.
+    /// Counted in [`Stats::negative_hits`](crate::stats::Stats::negative_hits). Default:
+    /// `None`, off: every `get` of a missing key reaches the loader. The entries share the
+    /// main cache's room, weighing their key's length (an eighth of the main cache at most).
+    pub fn not_found_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttls.not_found = ttl;
         self
     }
 
@@ -140,6 +194,7 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             hot_capacity: self.hot_capacity,
             main_ttl: self.main_ttl,
             hot_ttl: self.hot_ttl,
+            ttls: self.ttls,
             promotion: self.promotion,
             backend: self.backend,
             value: PhantomData,
@@ -208,6 +263,18 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             Some(window),
         )
         .keeping_encoded_as_is();
+        let negatives = Tier::with_backend(
+            self.backend,
+            "groupcache-not-found",
+            if self.ttls.not_found.is_some() {
+                self.main_capacity / 8
+            } else {
+                0
+            },
+            max_entry,
+            self.ttls.not_found,
+        )
+        .keeping_decoded_only();
         #[cfg(feature = "metrics")]
         let counters = match node.metrics() {
             Some(names) => Counters::exported(names.prefix(), &names.group_labels(&self.name)),
@@ -224,6 +291,8 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             main,
             hot,
             handoff,
+            negatives,
+            ttls: self.ttls,
             promotion: self.promotion,
             counters,
             telemetry,
@@ -242,6 +311,7 @@ impl<V, C> std::fmt::Debug for GroupBuilder<V, C> {
             .field("hot_capacity", &self.hot_capacity)
             .field("main_ttl", &self.main_ttl)
             .field("hot_ttl", &self.hot_ttl)
+            .field("ttls", &self.ttls)
             .field("promotion", &self.promotion)
             .field("cache_backend", &self.backend)
             .finish_non_exhaustive()

@@ -148,6 +148,7 @@ mod flight;
 mod group;
 mod group_builder;
 mod groupcache;
+mod invalidation;
 mod loader;
 mod log_throttle;
 mod lookup;
@@ -171,6 +172,7 @@ pub use group::Group;
 pub use group_builder::GroupBuilder;
 pub use groupcache::Groupcache;
 pub use loader::{NotFound, ValueLoader};
+pub use lookup::Invalidated;
 pub use peer::{GroupcachePeer, bind, incoming};
 
 /// Re-exported so that loaders can be written as `#[groupcache::async_trait]` without a

@@ -13,7 +13,9 @@ use crate::BoxError;
 /// Return [`NotFound`] (boxed) to say that the key does not exist: callers then see
 /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), on every peer. Any other error is
 /// reported as [`ErrorKind::Loader`](crate::ErrorKind::Loader) with your error as its source.
-/// Errors are never cached. A panic in `load` is caught and reported as
+/// Errors are not cached, except `NotFound` where the group caches it
+/// ([`GroupBuilder::not_found_ttl`](crate::GroupBuilder::not_found_ttl)). A panic in `load` is
+/// caught and reported as
 /// [`ErrorKind::LoaderPanicked`](crate::ErrorKind::LoaderPanicked).
 ///
 /// The load runs in its own task: it finishes (and fills the cache) even if every caller that
@@ -47,6 +49,44 @@ pub trait ValueLoader: Send + Sync + 'static {
 
     /// Loads the value of `key`.
     async fn load(&self, key: &str) -> Result<Self::Value, BoxError>;
+
+    /// How long the owner caches `value`, just loaded (or stored with
+    /// [`Group::set`](crate::Group::set)) for `key`: `None` (the default) takes the group's
+    /// [`main_cache_ttl`](crate::GroupBuilder::main_cache_ttl). Capped by the group's
+    /// [`max_ttl`](crate::GroupBuilder::max_ttl) and shortened by its
+    /// [`ttl_jitter`](crate::GroupBuilder::ttl_jitter). Hot copies on other peers live no
+    /// longer than the owner's entry: the owner's replies carry what the entry has left.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use groupcache::{BoxError, ValueLoader};
+    ///
+    /// /// A price quote, valid for as long as the quote says.
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Quote {
+    ///     cents: u64,
+    ///     valid_for_secs: u64,
+    /// }
+    ///
+    /// struct Quotes;
+    ///
+    /// #[groupcache::async_trait]
+    /// impl ValueLoader for Quotes {
+    ///     type Value = Quote;
+    ///
+    ///     async fn load(&self, _key: &str) -> Result<Quote, BoxError> {
+    ///         Ok(Quote { cents: 1999, valid_for_secs: 30 })
+    ///     }
+    ///
+    ///     fn time_to_live(&self, _key: &str, quote: &Quote) -> Option<Duration> {
+    ///         Some(Duration::from_secs(quote.valid_for_secs))
+    ///     }
+    /// }
+    /// ```
+    fn time_to_live(&self, key: &str, value: &Self::Value) -> Option<std::time::Duration> {
+        let _ = (key, value);
+        None
+    }
 }
 
 /// The error a [`ValueLoader`] returns to say that a key does not exist.

@@ -21,10 +21,11 @@ use tracing::Instrument;
 use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
 use crate::flight::{FlightGroup, Role, Superseded};
+use crate::group_builder::Ttls;
 use crate::log_throttle::{LogThrottle, REPEATED_FAILURE_LOG_INTERVAL};
 use crate::node::Node;
 use crate::outcome::Outcome;
-use crate::peer::client::PeerClient;
+use crate::peer::client::{PeerClient, Removal, Reply};
 use crate::peer::status::PeerFailure;
 use crate::promotion::HotCachePolicy;
 use crate::routing::Route;
@@ -32,6 +33,10 @@ use crate::stats::{Counters, Stats};
 use crate::telemetry::Telemetry;
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer, NotFound, ValueLoader};
+
+mod write;
+
+pub use self::write::Invalidated;
 
 /// One group on one peer: its caches, flights, counters, and the user's loader and codec.
 pub(crate) struct GroupState<V> {
@@ -48,6 +53,9 @@ pub(crate) struct GroupState<V> {
     handoff: Tier<V>,
     /// Keys removed here during the open handoff window.
     removed: std::sync::Mutex<RemovedSince>,
+    /// `NotFound`s cached by the owner (empty unless negative caching is on).
+    negatives: Tier<()>,
+    ttls: Ttls,
     promotion: Arc<dyn HotCachePolicy>,
     /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
     fetches: Arc<FlightGroup<Fetched<V>>>,
@@ -86,6 +94,8 @@ pub(crate) struct Parts<V> {
     pub(crate) main: Tier<V>,
     pub(crate) hot: Tier<V>,
     pub(crate) handoff: Tier<V>,
+    pub(crate) negatives: Tier<()>,
+    pub(crate) ttls: Ttls,
     pub(crate) promotion: Arc<dyn HotCachePolicy>,
     pub(crate) counters: Counters,
     pub(crate) telemetry: Option<Telemetry>,
@@ -112,7 +122,7 @@ struct RemovedSince {
 /// How a hedged fetch was answered: by a peer (the owner or the substitute asked), or by the
 /// load this peer ran as the substitute.
 enum Hedged<V> {
-    Asked(Result<Bytes, PeerFailure>, Arc<PeerClient>),
+    Asked(Result<Reply, PeerFailure>, Arc<PeerClient>),
     Loaded(Result<Arc<Entry<V>>, Error>),
 }
 
@@ -161,6 +171,8 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             hot: parts.hot,
             handoff: parts.handoff,
             removed: std::sync::Mutex::default(),
+            negatives: parts.negatives,
+            ttls: parts.ttls,
             promotion: parts.promotion,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),
@@ -249,50 +261,6 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
     }
 
-    /// Removes `key` here and on its owner; see [`Group::remove`](crate::Group::remove).
-    /// While the owner is out, its substitute is told instead (it may hold a copy), and the
-    /// result is an error naming the owner, whose own copy could not be removed.
-    pub(crate) async fn remove(&self, key: &str) -> Result<(), Error> {
-        self.check_key(key)?;
-        self.counters.removes.bump();
-        self.drop_local(key);
-        let (client, out) = match self.node.route(key) {
-            Route::Local => {
-                self.tell_previous_owner(key).await;
-                return Ok(());
-            }
-            Route::Remote(client) => (client, None),
-            Route::Substitute { owner, via } => {
-                let out = Error::new(
-                    ErrorKind::Peer,
-                    "the owner is not answering (its breaker is open on this peer), so its \
-                     copy could not be removed; this peer's and the substitute's were",
-                )
-                .with_group(&self.name)
-                .with_key(key)
-                .with_peer(&owner);
-                match via {
-                    Some(substitute) => (substitute, Some(out)),
-                    None => return Err(out),
-                }
-            }
-        };
-        let told = client
-            .remove(&self.name, key, false, self.node.config().peer_timeout)
-            .await;
-        // A `get` that ran while the owner was being told may have fetched the old value
-        // again: drop it once more now that the owner no longer has it.
-        self.drop_local(key);
-        told.map_err(|failure| match failure {
-            PeerFailure::Answer(err) => self.count_answer(&client, err),
-            PeerFailure::Transport(err) => {
-                self.counters.peer_errors.bump();
-                err
-            }
-        })?;
-        out.map_or(Ok(()), Err)
-    }
-
     /// As a key's owner, within the handoff window: tells the key's previous owner to drop the
     /// copy it keeps for handoff, which would otherwise bring the removed value back on the
     /// next miss. Best effort: a previous owner that cannot be told cannot hand over either.
@@ -302,7 +270,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         if let Some(previous) = self.node.routing().previous_owner(key)
             && let Err(PeerFailure::Answer(err) | PeerFailure::Transport(err)) = previous
-                .remove(&self.name, key, true, HANDOFF_TIMEOUT)
+                .remove(&self.name, Removal::FromNewOwner(key), HANDOFF_TIMEOUT)
                 .await
         {
             tracing::debug!(group = %self.name, previous_owner = %previous.peer(), error = %err,
@@ -310,7 +278,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
     }
 
-    fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
+    pub(crate) fn count_answer(&self, client: &PeerClient, err: Error) -> Error {
         if matches!(
             err.kind(),
             ErrorKind::UnknownGroup
@@ -416,16 +384,16 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 Hedged::Loaded(loaded) => return found(loaded?, Outcome::LocalLoad),
             };
             let err = match asked {
-                Ok(bytes) => match self.decode(&key, bytes.clone()) {
+                Ok(reply) => match self.decode(&key, reply.value.clone()) {
                     Ok(value) => {
                         self.counters.peer_loads.bump();
                         // A substitute's copy is no fresher than a hot copy: another copy made
                         // of it here would add its time to live to the substitute's.
                         let from_owner = asked_owner && Arc::ptr_eq(&client, &target);
                         let entry = if from_owner {
-                            self.keep_fetched(&key, value, bytes, &superseded)
+                            self.keep_fetched(&key, value, reply, &superseded)
                         } else {
-                            Entry::new(value, bytes, None)
+                            Entry::new(value, reply.value, None)
                         };
                         return found(entry, Outcome::PeerLoad);
                     }
@@ -551,9 +519,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 asked => Hedged::Asked(asked, Arc::clone(&owner)),
             },
             asked = &mut second => match asked {
-                Ok(bytes) => {
+                Ok(reply) => {
                     self.counters.hedge_wins.bump();
-                    Hedged::Asked(Ok(bytes), Arc::clone(&substitute))
+                    Hedged::Asked(Ok(reply), Arc::clone(&substitute))
                 }
                 Err(_) => Hedged::Asked(first.await, Arc::clone(&owner)),
             },
@@ -612,7 +580,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             .with_key(key)
     }
 
-    fn decode(&self, key: &str, bytes: Bytes) -> Result<V, Error> {
+    pub(crate) fn decode(&self, key: &str, bytes: Bytes) -> Result<V, Error> {
         self.user_code(UserCode::Codec, key, || self.codec.decode(bytes))?
             .map_err(|e| {
                 Error::new(
@@ -628,7 +596,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             })
     }
 
-    fn encode(&self, key: &str, value: &V) -> Result<Bytes, Error> {
+    pub(crate) fn encode(&self, key: &str, value: &V) -> Result<Bytes, Error> {
         self.user_code(UserCode::Codec, key, || self.codec.encode(value))?
             .map_err(|e| {
                 Error::new(
@@ -641,6 +609,23 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             })
     }
 
+    /// The value-size check of every value stored: loaded, or written with `set`.
+    pub(crate) fn check_size(&self, key: &str, encoded_len: usize) -> Result<(), Error> {
+        let max_value_size = self.node.config().max_value_size;
+        if encoded_len > max_value_size {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "encoded value of {encoded_len} bytes exceeds the maximum value size of \
+                     {max_value_size} bytes (GroupcacheBuilder::max_value_size)"
+                ),
+            )
+            .with_group(&self.name)
+            .with_key(key));
+        }
+        Ok(())
+    }
+
     /// Whether the policy keeps a hot copy; a panicking policy keeps none.
     fn should_promote(&self, key: &str, encoded_len: usize) -> bool {
         self.user_code(UserCode::HotCachePolicy, key, || {
@@ -649,19 +634,27 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         .unwrap_or(false)
     }
 
-    /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so.
+    /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so (and
+    /// the owner's answer allows one: see `peer/lease.rs`), for no longer than the owner's
+    /// entry has left.
     fn keep_fetched(
         &self,
         key: &str,
         value: V,
-        encoded: Bytes,
+        reply: Reply,
         superseded: &Superseded,
     ) -> Arc<Entry<V>> {
+        let encoded = reply.value;
+        let Some(lease) = reply.lease else {
+            return Entry::new(value, encoded, None);
+        };
         if !self.should_promote(key, encoded.len()) {
             return Entry::new(value, encoded, None);
         }
         // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
-        let entry = self.hot.insert(key, value, encoded, superseded);
+        let entry = self
+            .hot
+            .insert_copy(key, value, encoded, superseded, reply.expires_in, lease);
         // A membership change may have made this peer the owner since the fetch began, after
         // its scan of the hot cache: lookups read the hot cache first, so drop the copy.
         if self.node.owns(key) {
@@ -673,7 +666,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
 
     /// Publishes the tiers' sizes as gauges (feature `metrics`): after each insert or removal,
     /// so that a scrape sees them without anyone calling `stats`. Never on a hit.
-    fn publish_sizes(&self) {
+    pub(crate) fn publish_sizes(&self) {
         if let Some(telemetry) = &self.telemetry {
             telemetry.publish_tiers(&self.main.stats(), &self.hot.stats());
         }
@@ -729,6 +722,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         if let Some(entry) = self.main.get(&key) {
             return Ok(entry);
         }
+        if self.negatives.get(&key).is_some() {
+            self.counters.negative_hits.bump();
+            return Err(Error::new(ErrorKind::NotFound, String::new())
+                .with_group(&self.name)
+                .with_key(&key));
+        }
         if let Some(entry) = self.handed_over(&key, &superseded).await {
             return Ok(entry);
         }
@@ -747,6 +746,11 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             Ok(Err(source)) => {
                 self.counters.local_load_errors.bump();
                 let (kind, detail) = if source.is::<NotFound>() {
+                    if self.node.owns(&key) {
+                        // Kept only if negative caching is on (a tier of zero keeps nothing),
+                        // and not if the key was written meanwhile.
+                        self.negatives.insert(&key, (), Bytes::new(), &superseded);
+                    }
                     (ErrorKind::NotFound, String::new())
                 } else {
                     (ErrorKind::Loader, source.to_string())
@@ -762,25 +766,16 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             }
         };
         let encoded = self.encode(&key, &value)?;
-        let max_value_size = self.node.config().max_value_size;
-        if encoded.len() > max_value_size {
-            return Err(Error::new(
-                ErrorKind::ValueTooLarge,
-                format!(
-                    "encoded value of {} bytes exceeds the maximum value size of {} bytes \
-                     (GroupcacheBuilder::max_value_size)",
-                    encoded.len(),
-                    max_value_size
-                ),
-            )
-            .with_group(&self.name)
-            .with_key(&key));
-        }
+        self.check_size(&key, encoded.len())?;
         // Rule 5: only the owner's main cache holds a value; a fallback or a request routed
         // here by a disagreeing ring is at most a hot copy.
         // Neither is kept if `remove(key)` ran during the load: what we read may predate it.
+        let lease = self.node.config().hot_copy_lease;
         if self.node.owns(&key) {
-            let entry = self.main.insert(&key, value, encoded, &superseded);
+            let ttl = self.entry_ttl(&key, &value);
+            let entry = self
+                .main
+                .insert_with_ttl(&key, value, encoded, &superseded, ttl);
             // A membership change may have taken the key from us since the check above, after
             // its scan of the main cache.
             if !self.node.owns(&key) {
@@ -790,10 +785,16 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             Ok(entry)
         } else if keep == Keep::AsSubstitute {
             // The owner is out and this peer stands in for it. Its removals do not reach
-            // this copy once it is back, so the copy lives no longer than a hot copy would.
+            // this copy once it is back, so the copy lives no longer than a hot copy would,
+            // nor than a lease (its writes may not reach this peer), nor the value's own
+            // time to live.
+            let ttl = [self.hot.ttl(), Some(lease), self.entry_ttl(&key, &value)]
+                .into_iter()
+                .flatten()
+                .min();
             let entry = self
                 .main
-                .insert_within(&key, value, encoded, &superseded, self.hot.ttl());
+                .insert_within(&key, value, encoded, &superseded, ttl);
             self.publish_sizes();
             Ok(entry)
         } else if keep == Keep::ForAsker {
@@ -803,13 +804,37 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         } else if self.should_promote(&key, encoded.len()) {
             // The hot copy keeps the decoded value only; the caller, perhaps a peer being
             // answered, gets the bytes too.
+            // Loaded here, not fetched from the owner: no lease to serve it under, so it lives
+            // no longer than one would last.
             let entry = Entry::new(value.clone(), encoded.clone(), None);
-            self.hot.insert(&key, value, encoded, &superseded);
+            let ttl = [Some(lease), self.entry_ttl(&key, &value)]
+                .into_iter()
+                .flatten()
+                .min();
+            self.hot
+                .insert_within(&key, value, encoded, &superseded, ttl);
             self.publish_sizes();
             Ok(entry)
         } else {
             Ok(Entry::new(value, encoded, None))
         }
+    }
+
+    /// How long the owner keeps `value`: the loader's choice or the main cache's time to live,
+    /// at most the group's maximum, shortened by up to the jitter.
+    pub(crate) fn entry_ttl(&self, key: &str, value: &V) -> Option<std::time::Duration> {
+        let chosen = self
+            .user_code(UserCode::Loader, key, || {
+                self.loader.time_to_live(key, value)
+            })
+            .ok()
+            .flatten()
+            .or(self.main.ttl());
+        let capped = match (chosen, self.ttls.max) {
+            (Some(ttl), Some(max)) => Some(ttl.min(max)),
+            (chosen, max) => chosen.or(max),
+        }?;
+        Some(capped.mul_f64(1.0 - self.ttls.jitter * fastrand::f64()))
     }
 
     /// Warm handoff: if this peer became the owner of `key` in the last membership change,
@@ -844,7 +869,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
 
     /// Notes that `key` was removed here during the open handoff window, if any: it must not
     /// be taken over from the previous owner, which may not have heard of the removal.
-    fn note_removed(&self, key: &str) {
+    pub(crate) fn note_removed(&self, key: &str) {
         let Some(change) = self.node.routing().handoff_change() else {
             return;
         };
@@ -887,7 +912,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         key: String,
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
-    ) -> Result<Bytes, Error> {
+    ) -> Result<Served, Error> {
         self.counters.server_requests.bump();
         self.check_key(&key)?;
         let keep = match substitute_for {
@@ -902,27 +927,68 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         };
         // The handoff tier too: what this peer owned until a membership change the asker has
         // not seen yet, or loaded for another asker whose ring disagrees with this one's.
-        if let Some(entry) = self.main.get(&key).or_else(|| self.handoff.get(&key)) {
-            return Ok(entry.encoded.clone());
-        }
-        Ok(self.load(&key, context, keep).await?.encoded.clone())
+        let entry = match self.main.get(&key).or_else(|| self.handoff.get(&key)) {
+            Some(entry) => entry,
+            None => self.load(&key, context, keep).await?,
+        };
+        Ok(Served {
+            value: entry.encoded.clone(),
+            expires_in: entry.remaining(),
+        })
     }
 
     /// Drops this peer's copies of `key`, and makes flights running for it start afresh for
     /// new callers and not keep what they read. Flights first: a flight that stores its value
     /// before being marked has it removed by the tier removals that follow. Flights again
     /// after: one that started in between may have read a copy just before it was removed.
-    fn drop_local(&self, key: &str) {
+    pub(crate) fn drop_local(&self, key: &str) {
         self.fetches.forget(key);
         self.loads.forget(key);
         self.note_removed(key);
         self.hot.remove(key);
         self.main.remove(key);
         self.handoff.remove(key);
+        self.negatives.remove(key);
         self.fetches.forget(key);
         self.loads.forget(key);
         self.publish_sizes();
     }
+
+    /// [`GroupState::drop_local`] for every key: `clear`.
+    pub(crate) fn drop_all(&self) {
+        self.fetches.forget_all();
+        self.loads.forget_all();
+        self.forget_handoffs();
+        self.hot.clear();
+        self.main.clear();
+        self.handoff.clear();
+        self.negatives.clear();
+        self.fetches.forget_all();
+        self.loads.forget_all();
+        self.publish_sizes();
+    }
+
+    /// Takes nothing over from a previous owner until the next membership change.
+    fn forget_handoffs(&self) {
+        let Some(change) = self.node.routing().handoff_change() else {
+            return;
+        };
+        let mut removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *removed = RemovedSince {
+            change,
+            keys: std::collections::HashSet::new(),
+            overflowed: true,
+        };
+    }
+}
+
+/// A peer's `Get` answered: the encoded value and what the entry has left to live.
+pub(crate) struct Served {
+    pub(crate) value: Bytes,
+    pub(crate) expires_in: Option<std::time::Duration>,
 }
 
 /// What the peer service needs of a group, whatever its value type.
@@ -933,15 +999,26 @@ pub(crate) trait HostedGroup: Send + Sync + 'static {
         key: String,
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
-    ) -> BoxFuture<'static, Result<Bytes, Error>>;
+    ) -> BoxFuture<'static, Result<Served, Error>>;
     /// Answers a peer's `held_only` `Get`: the encoded value if this peer holds it.
     fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error>;
-    /// Answers a peer's `Remove`; `from_new_owner` when the key's new owner sends it.
+    /// Answers a peer's `Remove` of `keys` (or of every key, `clear`) as their owner: the
+    /// members that did not acknowledge the invalidation. `from_new_owner` when the key's new
+    /// owner sends it: then the keys are dropped here and no one else is told.
     fn serve_remove(
         self: Arc<Self>,
-        key: String,
+        keys: Vec<String>,
+        clear: bool,
         from_new_owner: bool,
-    ) -> BoxFuture<'static, Result<(), Error>>;
+    ) -> BoxFuture<'static, Result<Vec<GroupcachePeer>, Error>>;
+    /// Answers a peer's `Set` as the key's owner, as `serve_remove` does.
+    fn serve_set(
+        self: Arc<Self>,
+        key: String,
+        encoded: Bytes,
+    ) -> BoxFuture<'static, Result<Vec<GroupcachePeer>, Error>>;
+    /// Applies an owner's invalidation: drops this peer's copies of `key` (every key if `None`).
+    fn invalidated(&self, key: Option<&str>);
     /// The group's stats.
     fn stats(&self) -> Stats;
     /// Drops what the new ring no longer lets this peer keep; returns how many values.
@@ -956,7 +1033,7 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
         key: String,
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
-    ) -> BoxFuture<'static, Result<Bytes, Error>> {
+    ) -> BoxFuture<'static, Result<Served, Error>> {
         Box::pin(self.serve_get_now(key, substitute_for, context))
     }
 
@@ -975,18 +1052,47 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
 
     fn serve_remove(
         self: Arc<Self>,
-        key: String,
+        keys: Vec<String>,
+        clear: bool,
         from_new_owner: bool,
-    ) -> BoxFuture<'static, Result<(), Error>> {
+    ) -> BoxFuture<'static, Result<Vec<GroupcachePeer>, Error>> {
+        Box::pin(async move {
+            self.counters.server_requests.bump();
+            if clear {
+                return Ok(self.apply_clear().await);
+            }
+            for key in &keys {
+                self.check_key(key)?;
+            }
+            if from_new_owner {
+                for key in &keys {
+                    self.drop_local(key);
+                }
+                return Ok(Vec::new());
+            }
+            Ok(self.apply_removal(&keys).await)
+        })
+    }
+
+    fn serve_set(
+        self: Arc<Self>,
+        key: String,
+        encoded: Bytes,
+    ) -> BoxFuture<'static, Result<Vec<GroupcachePeer>, Error>> {
         Box::pin(async move {
             self.counters.server_requests.bump();
             self.check_key(&key)?;
-            self.drop_local(&key);
-            if !from_new_owner {
-                self.tell_previous_owner(&key).await;
-            }
-            Ok(())
+            self.check_size(&key, encoded.len())?;
+            let value = self.decode(&key, encoded.clone())?;
+            Ok(self.apply_set(&key, value, encoded).await)
         })
+    }
+
+    fn invalidated(&self, key: Option<&str>) {
+        match key {
+            Some(key) => self.drop_local(key),
+            None => self.drop_all(),
+        }
     }
 
     fn stats(&self) -> Stats {

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use crate::builder::Config;
+use crate::invalidation::Invalidations;
 use crate::routing::{Route, Routing};
+use crate::stats::PeerSetCounters;
 use crate::telemetry::MetricNames;
 use crate::trace::TraceKeys;
 use crate::{Error, ErrorKind, GroupcachePeer};
@@ -17,6 +19,7 @@ pub(crate) struct Node {
     trace_keys: TraceKeys,
     /// Where metrics go (feature `metrics`), if exported.
     metrics: Option<Arc<MetricNames>>,
+    invalidations: Invalidations,
 }
 
 impl Node {
@@ -25,13 +28,28 @@ impl Node {
         config: Config,
         trace_keys: TraceKeys,
         metrics: Option<Arc<MetricNames>>,
+        counters: &Arc<PeerSetCounters>,
     ) -> Self {
+        let invalidations = Invalidations::new(
+            routing.me().clone(),
+            // A peer's write request must be answered within its peer timeout: room is left
+            // for applying the write and the answer's trip.
+            config.peer_timeout.mul_f64(0.75),
+            config.max_write_size() / 2,
+            Arc::clone(counters),
+        );
         Node {
             routing,
             config,
             trace_keys,
             metrics,
+            invalidations,
         }
+    }
+
+    /// This peer's invalidations as an owner.
+    pub(crate) fn invalidations(&self) -> &Invalidations {
+        &self.invalidations
     }
 
     pub(crate) fn me(&self) -> &GroupcachePeer {

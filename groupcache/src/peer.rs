@@ -7,6 +7,7 @@ pub(crate) mod breaker;
 pub(crate) mod client;
 pub(crate) mod connector;
 pub(crate) mod latency;
+pub(crate) mod lease;
 pub(crate) mod listener;
 pub(crate) mod server;
 pub(crate) mod status;

@@ -295,6 +295,17 @@ impl Routing {
         self.current.load().ring.peers().to_vec()
     }
 
+    /// The clients of every member but this peer, in ring order.
+    pub(crate) fn clients(&self) -> Vec<Arc<PeerClient>> {
+        let snapshot = self.current.load();
+        snapshot
+            .ring
+            .peers()
+            .iter()
+            .filter_map(|peer| snapshot.clients.get(peer).map(Arc::clone))
+            .collect()
+    }
+
     /// Replaces the membership with exactly `peers`.
     pub(crate) fn set(&self, peers: Vec<GroupcachePeer>) -> Result<Change, Error> {
         let _writer = self
@@ -329,7 +340,7 @@ impl Routing {
             }
             let client = match old.clients.get(peer) {
                 Some(client) => Arc::clone(client),
-                None => Arc::new(PeerClient::new(
+                None => PeerClient::shared(PeerClient::new(
                     peer.clone(),
                     &self.channel,
                     &*self.connector,

@@ -30,6 +30,14 @@ impl Counter {
         }
     }
 
+    pub(crate) fn add(&self, n: u64) {
+        self.value.add(n);
+        #[cfg(feature = "metrics")]
+        if let Some(exported) = &self.exported {
+            exported.increment(n);
+        }
+    }
+
     fn read(&self) -> u64 {
         self.value.read()
     }
@@ -156,7 +164,7 @@ counters! {
     /// owner's warm-handoff asks ("do you still hold it?"), which that owner counts as
     /// `handoff_hits` and `handoff_misses`.
     server_requests => "server_requests_total",
-    /// Calls to `remove` on this peer.
+    /// Calls to `remove`, `remove_many` and `clear` on this peer.
     removes => "removes_total",
     /// Keys refused before any work because they exceed the maximum key length: by `get`,
     /// `remove`, and this peer's service for requests from other peers.
@@ -186,6 +194,11 @@ counters! {
     hedged_gets => "hedged_gets_total",
     /// Hedged fetches that the substitute answered first.
     hedge_wins => "hedge_wins_total",
+    /// Calls to `set` on this peer.
+    sets => "sets_total",
+    /// Loads skipped because the owner had cached the key's `NotFound`
+    /// ([`GroupBuilder::not_found_ttl`](crate::GroupBuilder::not_found_ttl)).
+    negative_hits => "negative_hits_total",
 }
 
 counters! {
@@ -218,6 +231,21 @@ counters! {
     breaker_opened => "breaker_opened_total",
     /// Times an open breaker closed again: a probe was answered, the peer's keys went back.
     breaker_closed => "breaker_closed_total",
+    /// Invalidations this peer sent as an owner after a write, counted once per member sent
+    /// to (one batch carries many). Not counted: those not sent to a member that is out.
+    invalidations_sent => "invalidations_sent_total",
+    /// Invalidations sent that the member acknowledged; the others are what writes report as
+    /// unacknowledged, and the member finds a gap when it next hears from this peer.
+    invalidations_acknowledged => "invalidations_acknowledged_total",
+    /// Invalidations received from owners (each drops this peer's copies of one key, or of a
+    /// whole group).
+    invalidations_received => "invalidations_received_total",
+    /// Gaps found in an owner's invalidations: some never arrived (or the owner restarted),
+    /// so every copy of that owner's values held here was dropped.
+    invalidation_gaps => "invalidation_gaps_total",
+    /// Leases on owners' values renewed by a `Lease` request (reads of hot copies in a
+    /// lease's second half send one; answers to `Get`s renew it too, uncounted).
+    lease_renewals => "lease_renewals_total",
 }
 
 impl Counters {
@@ -303,6 +331,9 @@ pub struct TierStats {
     pub evictions: u64,
     /// Entries dropped because their time-to-live had passed so far.
     pub expirations: u64,
+    /// Hot copies not served because this peer's lease on their owner had run out or been
+    /// revoked (see the README's Consistency section); zero in the main cache.
+    pub lapsed: u64,
 }
 
 impl TierStats {
@@ -312,6 +343,7 @@ impl TierStats {
             weighted_bytes: self.weighted_bytes,
             evictions: self.evictions,
             expirations: self.expirations,
+            lapsed: self.lapsed,
         }
     }
 
@@ -322,6 +354,7 @@ impl TierStats {
             weighted_bytes: proto.weighted_bytes,
             evictions: proto.evictions,
             expirations: proto.expirations,
+            lapsed: proto.lapsed,
         }
     }
 }
@@ -380,6 +413,8 @@ mod tests {
                 "handoff_misses" => &counters.handoff_misses,
                 "hedged_gets" => &counters.hedged_gets,
                 "hedge_wins" => &counters.hedge_wins,
+                "sets" => &counters.sets,
+                "negative_hits" => &counters.negative_hits,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -260,6 +260,9 @@ pub struct Node {
     /// The group it hosts, [`GROUP`].
     pub group: Group<String>,
     server: Option<tokio::runtime::Runtime>,
+    /// While set, this node's server answers every `Invalidate` with `Unavailable`, as a link
+    /// that loses them would: see [`TestCluster::drop_invalidations`].
+    drops_invalidations: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -348,11 +351,13 @@ impl TestCluster {
         let mut nodes = Vec::new();
         for (i, listener) in incomings.into_iter().enumerate() {
             let (cache, group) = spec.build_node(i, addrs[i], |b| b, |g| g);
-            let server = serve(cache.clone(), listener).await;
+            let drops_invalidations = Arc::new(AtomicBool::new(false));
+            let server = serve(cache.clone(), listener, Arc::clone(&drops_invalidations)).await;
             nodes.push(Node {
                 cache,
                 group,
                 server: Some(server),
+                drops_invalidations,
             });
         }
         let cluster = TestCluster {
@@ -434,13 +439,24 @@ impl TestCluster {
         let addr = self.addrs[i];
         let listener = std::net::TcpListener::bind(addr).expect("rebind the same address");
         let (cache, group) = self.spec.build_node(i, addr, |b| b, |g| g);
-        let server = serve(cache.clone(), listener).await;
+        let drops_invalidations = Arc::new(AtomicBool::new(false));
+        let server = serve(cache.clone(), listener, Arc::clone(&drops_invalidations)).await;
         self.nodes[i] = Node {
             cache,
             group,
             server: Some(server),
+            drops_invalidations,
         };
         self.set_peers_on(i, &self.addrs.clone()).await;
+    }
+
+    /// While `drop` is set, node `i` loses every invalidation sent to it: its server answers
+    /// `Invalidate` with `Unavailable` before the library sees it (the owner counts it
+    /// unacknowledged); everything else gets through.
+    pub fn drop_invalidations(&self, i: usize, drop: bool) {
+        self.nodes[i]
+            .drops_invalidations
+            .store(drop, Ordering::SeqCst);
     }
 
     /// Stops every server and checks that no flight was left behind.
@@ -486,7 +502,11 @@ where
 }
 
 /// Serves `cache` on `listener` from a runtime of its own (one worker thread).
-async fn serve(cache: Groupcache, listener: std::net::TcpListener) -> tokio::runtime::Runtime {
+async fn serve(
+    cache: Groupcache,
+    listener: std::net::TcpListener,
+    drops_invalidations: Arc<AtomicBool>,
+) -> tokio::runtime::Runtime {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("test-node-server")
@@ -502,7 +522,10 @@ async fn serve(cache: Groupcache, listener: std::net::TcpListener) -> tokio::run
         let result = cache
             .server_builder()
             .expect("the node's server settings")
-            .add_service(cache.grpc_service())
+            .add_service(LossyInvalidations {
+                inner: cache.grpc_service(),
+                dropping: drops_invalidations,
+            })
             .serve_with_incoming(incoming)
             .await;
         if let Err(err) = result {
@@ -511,4 +534,37 @@ async fn serve(cache: Groupcache, listener: std::net::TcpListener) -> tokio::run
     });
     ready_rx.await.expect("server started");
     runtime
+}
+
+/// The peer service, losing `Invalidate` requests while `dropping` is set.
+#[derive(Clone)]
+struct LossyInvalidations {
+    inner: groupcache::peer::GroupcacheService,
+    dropping: Arc<AtomicBool>,
+}
+
+impl tonic::server::NamedService for LossyInvalidations {
+    const NAME: &'static str =
+        <groupcache::peer::GroupcacheService as tonic::server::NamedService>::NAME;
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for LossyInvalidations {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if self.dropping.load(Ordering::SeqCst) && request.uri().path().ends_with("/Invalidate") {
+            let lost = tonic::Status::unavailable("the test link lost this invalidation");
+            return Box::pin(std::future::ready(Ok(lost.into_http())));
+        }
+        Box::pin(tower::Service::call(&mut self.inner, request))
+    }
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use groupcache_pb::v2::groupcache_client::GroupcacheClient;
-use groupcache_pb::v2::{DescribeRequest, DescribeResponse, GetRequest, RemoveRequest};
+use groupcache_pb::v2::{
+    DescribeRequest, DescribeResponse, GetRequest, GetResponse, InvalidateRequest, LeaseRequest,
+    RemoveRequest, SetRequest, WriteResponse,
+};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -14,6 +17,7 @@ use tracing::field::Empty;
 use super::PeerConnector;
 use super::breaker::{Breaker, BreakerConfig, PeerHealth, Transition};
 use super::latency::LatencyWindow;
+use super::lease::{LeaseTag, OwnerLease};
 use super::status::{PeerFailure, from_status};
 use super::token::{AUTHORIZATION, PeerToken};
 use crate::log_throttle::LogThrottle;
@@ -53,6 +57,28 @@ pub(crate) struct ChannelConfig {
     /// The percentile of a peer's recent answer times after which a get asks the key's
     /// substitute too, if hedging is on.
     pub(crate) hedge_percentile: Option<f64>,
+    /// How long hot copies of a peer's values are served after it last answered.
+    pub(crate) lease_bound: Duration,
+}
+
+/// A value a peer sent, with what a copy of it may keep.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) value: Bytes,
+    /// What the peer's own entry had left to live, if it expires.
+    pub(crate) expires_in: Option<Duration>,
+    /// The lease a hot copy of the value is served under; `None`: keep no copy.
+    pub(crate) lease: Option<LeaseTag>,
+}
+
+/// One write in a `Remove` request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Removal<'a> {
+    Keys(&'a [String]),
+    /// Every key of the group.
+    All,
+    /// As the keys' new owner, to their previous owner (no broadcast).
+    FromNewOwner(&'a str),
 }
 
 impl ChannelConfig {
@@ -127,6 +153,8 @@ pub(crate) struct PeerClient {
     counters: std::sync::Arc<PeerSetCounters>,
     /// Recent answer times, kept only when hedging is on (shared by clones).
     latency: Option<(std::sync::Arc<LatencyWindow>, f64)>,
+    /// This peer's lease on that peer's values (shared by clones).
+    lease: std::sync::Arc<OwnerLease>,
 }
 
 impl PeerClient {
@@ -149,7 +177,6 @@ impl PeerClient {
             .as_ref()
             .map(|t| std::sync::Arc::new(t.peer(&peer)));
         Ok(PeerClient {
-            peer,
             client,
             timeout: config.request_timeout,
             token: config.token.clone(),
@@ -162,7 +189,27 @@ impl PeerClient {
             latency: config
                 .hedge_percentile
                 .map(|p| (std::sync::Arc::default(), p)),
+            lease: std::sync::Arc::new(OwnerLease::new(
+                peer.clone(),
+                config.lease_bound,
+                config.request_timeout,
+                std::sync::Arc::clone(&config.counters),
+            )),
+            peer,
         })
+    }
+
+    /// This client, shared, with its lease able to renew itself through it.
+    pub(crate) fn shared(self) -> std::sync::Arc<Self> {
+        std::sync::Arc::new_cyclic(|weak| {
+            self.lease.renewed_by(weak.clone());
+            self
+        })
+    }
+
+    /// This peer's lease on that peer's values.
+    pub(crate) fn lease(&self) -> &std::sync::Arc<OwnerLease> {
+        &self.lease
     }
 
     /// How long a hedged get waits for this peer before it asks the substitute too: the
@@ -268,15 +315,23 @@ impl PeerClient {
         substitute_for: Option<&GroupcachePeer>,
         within: Duration,
         context: Option<&TraceContext>,
-    ) -> Result<Bytes, PeerFailure> {
+    ) -> Result<Reply, PeerFailure> {
         let ask = Ask {
             substitute_for,
             held_only: false,
             timeout: within.min(self.timeout),
         };
+        let sent_at = tokio::time::Instant::now();
         let result = self.ask(group, key, ask, context).await;
         self.observe(&result);
-        result
+        let reply = result?;
+        Ok(Reply {
+            expires_in: reply.expires_in_ms.map(Duration::from_millis),
+            lease: self
+                .lease
+                .answered_get(reply.owner_epoch, reply.owner_sequence, sent_at),
+            value: reply.value,
+        })
     }
 
     /// Asks the peer for the encoded value of `key` only if it holds it, within `timeout`:
@@ -289,7 +344,13 @@ impl PeerClient {
             timeout: timeout.min(self.timeout),
         };
         let span = tracing::debug_span!("groupcache.handoff_request", peer = %self.peer);
-        self.ask(group, key, ask, None).instrument(span).await.ok()
+        let reply = self
+            .ask(group, key, ask, None)
+            .instrument(span)
+            .await
+            .ok()?;
+        // Entries with a deadline are not handed over (the new owner would give them a fresh one).
+        reply.expires_in_ms.is_none().then_some(reply.value)
     }
 
     async fn ask(
@@ -298,7 +359,7 @@ impl PeerClient {
         key: &str,
         ask: Ask<'_>,
         context: Option<&TraceContext>,
-    ) -> Result<Bytes, PeerFailure> {
+    ) -> Result<GetResponse, PeerFailure> {
         // A handoff ask is no fetch: neither timed with the peer requests nor given their span.
         let started = (!ask.held_only && (self.telemetry.is_some() || self.latency.is_some()))
             .then(Instant::now);
@@ -332,7 +393,7 @@ impl PeerClient {
             .instrument(span)
             .await
         {
-            Ok(Ok(response)) => Ok(response.into_inner().value),
+            Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
             Err(failure) => Err(failure),
         };
@@ -372,29 +433,123 @@ impl PeerClient {
         result
     }
 
-    /// Asks the peer to drop `key` from its caches of `group`; `from_new_owner` when this peer
-    /// is the key's new owner telling its previous one (see the proto).
+    /// Asks the peer, as the owner of the keys, to remove them (see the proto's `Remove`):
+    /// the peers that did not acknowledge its invalidation.
     pub(crate) async fn remove(
         &self,
         group: &str,
-        key: &str,
-        from_new_owner: bool,
+        removal: Removal<'_>,
         within: Duration,
-    ) -> Result<(), PeerFailure> {
-        let within = within.min(self.timeout);
+    ) -> Result<Vec<GroupcachePeer>, PeerFailure> {
+        let (key, keys, clear, from_new_owner) = match removal {
+            Removal::Keys([first, rest @ ..]) => (first.clone(), rest.to_vec(), false, false),
+            Removal::Keys([]) => return Ok(Vec::new()),
+            Removal::All => (String::new(), Vec::new(), true, false),
+            Removal::FromNewOwner(key) => (key.to_owned(), Vec::new(), false, true),
+        };
+        let message = RemoveRequest {
+            group: group.to_owned(),
+            key,
+            from_new_owner,
+            keys,
+            clear,
+        };
+        let shown = message.key.clone();
+        self.write(
+            group,
+            &shown,
+            within,
+            message,
+            |mut client, request| async move { client.remove(request).await },
+        )
+        .await
+    }
+
+    /// Asks the peer, as the key's owner, to store an encoded value (see the proto's `Set`).
+    pub(crate) async fn set(
+        &self,
+        group: &str,
+        key: &str,
+        value: Bytes,
+        within: Duration,
+    ) -> Result<Vec<GroupcachePeer>, PeerFailure> {
+        let message = SetRequest {
+            group: group.to_owned(),
+            key: key.to_owned(),
+            value,
+        };
+        self.write(
+            group,
+            key,
+            within,
+            message,
+            |mut client, request| async move { client.set(request).await },
+        )
+        .await
+    }
+
+    /// Sends one write and reads which peers did not acknowledge it.
+    async fn write<M: Clone, F, Fut>(
+        &self,
+        group: &str,
+        key: &str,
+        within: Duration,
+        message: M,
+        send: F,
+    ) -> Result<Vec<GroupcachePeer>, PeerFailure>
+    where
+        F: Fn(GroupcacheClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<WriteResponse>, tonic::Status>>,
+    {
         let call = retry_refused(key, &self.peer, || {
-            let mut client = self.client.clone();
-            let mut request = self.request(RemoveRequest {
-                group: group.to_owned(),
-                key: key.to_owned(),
-                from_new_owner,
-            });
+            let mut request = self.request(message.clone());
             request.set_timeout(within);
-            async move { client.remove(request).await }
+            send(self.client.clone(), request)
         });
         let result = match self.deadline_of(within, group, key, call).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(response)) => Ok(response
+                .into_inner()
+                .unacknowledged
+                .iter()
+                // A peer that names what it cannot parse is not trusted to name peers.
+                .filter_map(|peer| peer.parse().ok())
+                .collect()),
             Ok(Err(status)) => Err(from_status(&status, group, key, &self.peer)),
+            Err(failure) => Err(failure),
+        };
+        self.observe(&result);
+        result
+    }
+
+    /// Sends the peer one batch of this peer's invalidations.
+    pub(crate) async fn invalidate(&self, message: InvalidateRequest) -> Result<(), PeerFailure> {
+        let call = retry_refused("", &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(message.clone());
+            async move { client.invalidate(request).await }
+        });
+        let result = match self.deadline("", "", call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(from_status(&status, "", "", &self.peer)),
+            Err(failure) => Err(failure),
+        };
+        self.observe(&result);
+        result
+    }
+
+    /// Asks the peer how far its invalidations have gone: its epoch and last sequence number.
+    pub(crate) async fn renew_lease(&self) -> Result<(u64, u64), PeerFailure> {
+        let call = retry_refused("", &self.peer, || {
+            let mut client = self.client.clone();
+            let request = self.request(LeaseRequest {});
+            async move { client.lease(request).await }
+        });
+        let result = match self.deadline("", "", call).await {
+            Ok(Ok(response)) => {
+                let reply = response.into_inner();
+                Ok((reply.owner_epoch, reply.owner_sequence))
+            }
+            Ok(Err(status)) => Err(from_status(&status, "", "", &self.peer)),
             Err(failure) => Err(failure),
         };
         self.observe(&result);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use groupcache_pb::v2::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
 use groupcache_pb::v2::{
-    DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
+    DescribeRequest, DescribeResponse, GetRequest, GetResponse, InvalidateRequest,
+    InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest, WriteResponse,
 };
 use tonic::body::Body;
 use tonic::codegen::BoxFuture;
@@ -89,9 +90,16 @@ impl GroupcacheRpc for PeerHandler {
         } = request.into_inner();
         let hosted = self.group(&group)?;
         let substitute_for = parse_substitute_for(&substitute_for)?;
+        // Read before the value: a copy made of it is as fresh as this position says.
+        let (owner_epoch, owner_sequence) = self.peer_set.node().invalidations().position();
         if held_only {
             return match hosted.serve_held(&key) {
-                Ok(Some(value)) => Ok(Response::new(GetResponse { value })),
+                Ok(Some(value)) => Ok(Response::new(GetResponse {
+                    value,
+                    expires_in_ms: None,
+                    owner_epoch,
+                    owner_sequence,
+                })),
                 Ok(None) => Err(not_held()),
                 Err(err) => Err(to_status(&err)),
             };
@@ -121,12 +129,20 @@ impl GroupcacheRpc for PeerHandler {
             Some(context)
         };
         // Rule 6: answer here, from cache or loader, never forward, whatever our ring says.
-        let value = hosted
+        let served = hosted
             .serve_get(key, substitute_for, context)
             .instrument(span)
             .await
             .map_err(|err| to_status(&err))?;
-        Ok(Response::new(GetResponse { value }))
+        Ok(Response::new(GetResponse {
+            value: served.value,
+            // Rounded up: a copy must not outlive the entry, and 0 would read as "expired".
+            expires_in_ms: served
+                .expires_in
+                .map(|left| u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)),
+            owner_epoch,
+            owner_sequence,
+        }))
     }
 
     async fn describe(
@@ -147,18 +163,101 @@ impl GroupcacheRpc for PeerHandler {
     async fn remove(
         &self,
         request: Request<RemoveRequest>,
-    ) -> Result<Response<RemoveResponse>, Status> {
+    ) -> Result<Response<WriteResponse>, Status> {
         let RemoveRequest {
             group,
             key,
             from_new_owner,
+            mut keys,
+            clear,
         } = request.into_inner();
-        self.group(&group)?
-            .serve_remove(key, from_new_owner)
+        let hosted = self.group(&group)?;
+        keys.insert(0, key);
+        let unacknowledged = hosted
+            .serve_remove(keys, clear, from_new_owner)
             .await
             .map_err(|err| to_status(&err))?;
-        Ok(Response::new(RemoveResponse {}))
+        Ok(Response::new(written(&unacknowledged)))
     }
+
+    async fn set(&self, request: Request<SetRequest>) -> Result<Response<WriteResponse>, Status> {
+        let SetRequest { group, key, value } = request.into_inner();
+        let unacknowledged = self
+            .group(&group)?
+            .serve_set(key, value)
+            .await
+            .map_err(|err| to_status(&err))?;
+        Ok(Response::new(written(&unacknowledged)))
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<InvalidateRequest>,
+    ) -> Result<Response<InvalidateResponse>, Status> {
+        let InvalidateRequest {
+            owner,
+            owner_epoch,
+            after,
+            last,
+            invalidations,
+        } = request.into_inner();
+        let owner: GroupcachePeer = owner.parse().map_err(|_| {
+            malformed_request("an invalidation must name its owner's address (host:port)")
+        })?;
+        if after > last {
+            return Err(malformed_request(
+                "an invalidation batch must not end before it starts",
+            ));
+        }
+        let node = self.peer_set.node();
+        // The copies first, then the lease's position: once a renewal sees the position, the
+        // copies are gone.
+        for invalidation in &invalidations {
+            // A group this peer does not host holds nothing to drop; a key over the limit
+            // was never stored.
+            let Some(hosted) = self.peer_set.hosted(&invalidation.group) else {
+                continue;
+            };
+            if invalidation.all {
+                hosted.invalidated(None);
+            } else if node.check_key(&invalidation.key).is_ok() {
+                hosted.invalidated(Some(&invalidation.key));
+            }
+        }
+        self.peer_set
+            .counters()
+            .invalidations_received
+            .add(invalidations.len() as u64);
+        if let Some(client) = node.routing().client_of(&owner) {
+            client.lease().applied_batch(owner_epoch, after, last);
+        }
+        Ok(Response::new(InvalidateResponse {}))
+    }
+
+    async fn lease(
+        &self,
+        _request: Request<LeaseRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        let (owner_epoch, owner_sequence) = self.peer_set.node().invalidations().position();
+        Ok(Response::new(LeaseResponse {
+            owner_epoch,
+            owner_sequence,
+        }))
+    }
+}
+
+/// The answer to a write: the members that did not acknowledge it.
+fn written(unacknowledged: &[GroupcachePeer]) -> WriteResponse {
+    WriteResponse {
+        unacknowledged: unacknowledged.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Whether a request is a write, whose message may carry a value (see
+/// [`Config::max_write_size`]); reads are held to the smaller read limit.
+fn is_write(path: &str) -> bool {
+    path.strip_prefix("/groupcache.v2.Groupcache/")
+        .is_some_and(|method| matches!(method, "Set" | "Remove" | "Invalidate"))
 }
 
 /// The peer-to-peer gRPC service of one [`Groupcache`](crate::Groupcache) and every group it
@@ -183,7 +282,9 @@ impl GroupcacheRpc for PeerHandler {
 /// handler (over the request size limit, or not decodable, such as a key that is not UTF-8)
 /// gets `InvalidArgument`.
 pub struct GroupcacheService {
+    /// Reads, with the read request limit; `writes`, the same handler with the write limit.
     server: GroupcacheServer<PeerHandler>,
+    writes: GroupcacheServer<PeerHandler>,
     /// Checked before a request reaches the handler, or even has its body read.
     gate: Arc<Gate>,
 }
@@ -235,16 +336,25 @@ impl GroupcacheService {
     pub(crate) fn new(peer_set: Arc<PeerSet>) -> Self {
         let config = peer_set.node().config();
         let requests = config.max_request_size();
+        let write_requests = config.max_write_size();
         let replies = config.max_reply_size();
         let gate = Arc::new(Gate {
             token: peer_set.token_check(),
             counters: Arc::clone(peer_set.counters()),
             deadline: config.peer_timeout,
         });
-        let server = GroupcacheServer::new(PeerHandler { peer_set })
+        let handler = Arc::new(PeerHandler { peer_set });
+        let server = GroupcacheServer::from_arc(Arc::clone(&handler))
             .max_decoding_message_size(requests)
             .max_encoding_message_size(replies);
-        GroupcacheService { server, gate }
+        let writes = GroupcacheServer::from_arc(handler)
+            .max_decoding_message_size(write_requests)
+            .max_encoding_message_size(replies);
+        GroupcacheService {
+            server,
+            writes,
+            gate,
+        }
     }
 }
 
@@ -252,6 +362,7 @@ impl Clone for GroupcacheService {
     fn clone(&self) -> Self {
         GroupcacheService {
             server: self.server.clone(),
+            writes: self.writes.clone(),
             gate: Arc::clone(&self.gate),
         }
     }
@@ -280,7 +391,11 @@ impl tower_service::Service<http::Request<Body>> for GroupcacheService {
         if let Some(refusal) = self.gate.refuse(&request) {
             return Box::pin(std::future::ready(Ok(refusal)));
         }
-        let answer = self.server.call(request);
+        let answer = if is_write(request.uri().path()) {
+            self.writes.call(request)
+        } else {
+            self.server.call(request)
+        };
         let mut unanswered = Unanswered {
             gate: Arc::clone(&self.gate),
             started: tokio::time::Instant::now(),

@@ -32,8 +32,13 @@ thread_local! {
 impl StripedCounter {
     #[inline]
     pub(crate) fn bump(&self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
         let i = MY_STRIPE.with(|i| *i);
-        self.stripes[i].0.fetch_add(1, Ordering::Relaxed);
+        self.stripes[i].0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The sum of the stripes: exact once bumps have stopped, a moment's snapshot otherwise.

@@ -24,12 +24,17 @@ fn samples(page: &str) -> HashMap<String, f64> {
 }
 
 /// The counters of the peer set itself, exported without a `group` label.
-const PEER_SET_COUNTERS: [&str; 5] = [
+const PEER_SET_COUNTERS: [&str; 10] = [
     "unauthenticated_requests_total",
     "timed_out_requests_total",
     "unknown_group_requests_total",
     "breaker_opened_total",
     "breaker_closed_total",
+    "invalidations_sent_total",
+    "invalidations_acknowledged_total",
+    "invalidations_received_total",
+    "invalidation_gaps_total",
+    "lease_renewals_total",
 ];
 
 /// The loader of a group only node 0 hosts.

@@ -131,6 +131,7 @@ async fn malformed_replies_fall_back_and_undecodable_values_are_codec_errors() {
         let value = |bytes: &'static [u8]| {
             message_frame(&GetResponse {
                 value: Bytes::from_static(bytes),
+                ..GetResponse::default()
             })
         };
         let cases = [
@@ -229,7 +230,10 @@ async fn a_well_formed_reply_is_used() {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(FakeOwner(grpc(
-                    message_frame(&GetResponse { value: encoded }),
+                    message_frame(&GetResponse {
+                        value: encoded,
+                        ..GetResponse::default()
+                    }),
                     Some("0"),
                 )))
                 .serve_with_incoming(incoming),

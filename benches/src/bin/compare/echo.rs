@@ -7,7 +7,8 @@ use bytes::Bytes;
 use groupcache_pb::v2::groupcache_client::GroupcacheClient;
 use groupcache_pb::v2::groupcache_server::{Groupcache as Rpc, GroupcacheServer};
 use groupcache_pb::v2::{
-    DescribeRequest, DescribeResponse, GetRequest, GetResponse, RemoveRequest, RemoveResponse,
+    DescribeRequest, DescribeResponse, GetRequest, GetResponse, InvalidateRequest,
+    InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest, WriteResponse,
 };
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
@@ -37,15 +38,40 @@ impl Rpc for Echo {
         Self::check_group(&request.get_ref().group)?;
         Ok(Response::new(GetResponse {
             value: self.payload.clone(),
+            // The same reply size as a groupcache owner's, whose replies carry its epoch.
+            expires_in_ms: None,
+            owner_epoch: u64::MAX / 3,
+            owner_sequence: 0,
         }))
     }
 
     async fn remove(
         &self,
         request: Request<RemoveRequest>,
-    ) -> Result<Response<RemoveResponse>, Status> {
+    ) -> Result<Response<WriteResponse>, Status> {
         Self::check_group(&request.get_ref().group)?;
-        Ok(Response::new(RemoveResponse {}))
+        Ok(Response::new(WriteResponse::default()))
+    }
+
+    async fn set(&self, request: Request<SetRequest>) -> Result<Response<WriteResponse>, Status> {
+        Self::check_group(&request.get_ref().group)?;
+        Ok(Response::new(WriteResponse::default()))
+    }
+
+    async fn invalidate(
+        &self,
+        _request: Request<InvalidateRequest>,
+    ) -> Result<Response<InvalidateResponse>, Status> {
+        Ok(Response::new(InvalidateResponse {}))
+    }
+
+    async fn lease(
+        &self,
+        _request: Request<LeaseRequest>,
+    ) -> Result<Response<LeaseResponse>, Status> {
+        Err(Status::unimplemented(
+            "an echo server issues no invalidations",
+        ))
     }
 
     async fn describe(
