@@ -427,6 +427,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.hedge_wins, Counters::NAMES.len() as u64);
+        assert_eq!(back.negative_hits, Counters::NAMES.len() as u64);
     }
 }

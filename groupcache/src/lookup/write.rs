@@ -151,6 +151,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self.drop_local(key);
         let (target, owner_out) = self.target_of(key);
         let within = self.node.config().peer_timeout;
+        let remote = matches!(target, Some(Target::Peer(_)));
         let result = match (target, &owner_out) {
             (Some(Target::Here), None) => Ok(self.apply_set(key, value, encoded).await),
             (Some(Target::Peer(client)), None) => {
@@ -172,7 +173,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             }
             (None, _) => Ok(Vec::new()),
         };
-        self.drop_local(key);
+        if remote {
+            // A `get` here while the owner stored the value may have fetched the old one.
+            self.drop_local(key);
+        }
         let unacknowledged = result?;
         match owner_out {
             Some(err) => Err(err),

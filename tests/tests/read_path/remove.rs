@@ -1,4 +1,4 @@
-//! `remove` and the hot cache (rules 1, 8 and 9).
+//! `remove` and the hot cache (rules 1, 8 and 9); every peer's copies: `tests/writes`.
 
 use groupcache::cache::PromoteOneIn;
 use groupcache_tests::{ClusterSpec, TestCluster, value_of, within_limit};
@@ -44,7 +44,7 @@ async fn without_promotion_every_remote_get_asks_the_owner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remove_clears_this_peers_hot_copy_and_the_owners_value() {
+async fn remove_clears_every_peers_hot_copy_and_the_owners_value() {
     within_limit(async {
         // Without warm handoff: with it, the owner would also tell the peer it treats as the
         // key's previous owner (every peer joins a ring of the others when it starts), which
@@ -78,9 +78,10 @@ async fn remove_clears_this_peers_hot_copy_and_the_owners_value() {
             value_of(&key, 2)
         );
 
-        // As documented: node 2 is not told, and serves its hot copy until it expires.
-        assert_eq!(cluster.node(2).get(&key).await.unwrap(), value_of(&key, 1));
-        assert_eq!(cluster.node(2).stats().hot_hits, 1);
+        // Node 2 was told too (issue 12; before it, it served its hot copy until it expired).
+        assert_eq!(cluster.node(2).get(&key).await.unwrap(), value_of(&key, 2));
+        assert_eq!(cluster.node(2).stats().hot_hits, 0);
+        assert_eq!(cluster.peer_set(2).stats().invalidations_received, 1);
         cluster.shutdown().await;
     })
     .await;

@@ -10,8 +10,11 @@ const LEASE: Duration = Duration::from_secs(1);
 async fn three_nodes() -> TestCluster {
     ClusterSpec::new(3)
         .configure(|_, b| {
+            // Without warm handoff: its removals (from a key's new owner to the previous one,
+            // maybe the reader) would drop the reader's copy and hide the lost invalidation.
             b.peer_timeout(Duration::from_millis(500))
                 .hot_copy_lease(LEASE)
+                .handoff_window(Duration::ZERO)
         })
         .keeping_hot_copies()
         .start()
