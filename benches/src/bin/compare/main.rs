@@ -24,6 +24,7 @@ mod rounds;
 mod source;
 mod stampede;
 mod workloads;
+mod writes;
 mod zipf;
 
 use std::path::PathBuf;
@@ -49,8 +50,8 @@ struct Args {
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
     /// Only run workloads whose name contains this ("local hit", "remote hit 100 B",
-    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf", "faults"
-    /// for both of "faults: dead owner" and "faults: stalled owner").
+    /// "remote hit" for all three sizes, "large value 8 MiB", "stampede", "Zipf", "remove",
+    /// "faults" for both of "faults: dead owner" and "faults: stalled owner").
     #[arg(long)]
     only: Option<String>,
     /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap, fan-out).
@@ -128,6 +129,10 @@ fn main() {
         if wanted("Zipf") {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
             zipf::zipf(&plan, &mut rows).await;
+        }
+        if wanted("remove") {
+            eprintln!("[{:>5.1}s] remove", started.elapsed().as_secs_f64());
+            writes::remove_latency(&plan, &mut rows).await;
         }
         if wanted("faults: dead owner") {
             eprintln!(
