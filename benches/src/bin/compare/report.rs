@@ -15,6 +15,7 @@ pub(crate) const MOKA: &str = "moka get";
 pub(crate) const QUICK: &str = "quick_cache get";
 pub(crate) const MAP: &str = "HashMap get+clone";
 pub(crate) const FANOUT: &str = "tokio fan-out";
+pub(crate) const GO: &str = "Go groupcache";
 
 /// One figure.
 #[derive(Debug)]
