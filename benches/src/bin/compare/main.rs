@@ -2,8 +2,9 @@
 //! `groupcache` crate 0.3.0, the original Go groupcache (when `go` is installed: see
 //! `go.rs`), and raw baselines (moka, quick_cache and `HashMap` gets for a local hit; a bare
 //! tonic echo for a remote hit), and under faults (an owner dead or stalled, membership
-//! unchanged). Prints one Markdown table with ratios; `--json PATH` writes the same figures as
-//! JSON. See BENCHMARKS.md for what each row means.
+//! unchanged). Prints one Markdown table with ratios and writes SVG charts of them
+//! (`charts.rs`); `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each
+//! row means.
 //!
 //! ```text
 //! cargo run --release -p groupcache-benches --bin compare            # ~2.5-3 minutes
@@ -11,6 +12,7 @@
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
 
+mod charts;
 mod cluster;
 mod echo;
 mod fanout;
@@ -60,8 +62,8 @@ struct Args {
     /// fan-out, Go).
     #[arg(long, value_name = "NAMES")]
     contenders: Option<String>,
-    /// Where the Go benchmark is built (go-groupcache/); default: compare/ in cargo's target
-    /// directory.
+    /// Where the SVG charts (charts/, emptied of older ones first) are written and the Go
+    /// benchmark is built (go-groupcache/); default: compare/ in cargo's target directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Use this gcbench binary (benches/go-groupcache) instead of building one.
@@ -190,6 +192,11 @@ fn main() {
     println!("{}", report::table(&rows));
     if let Some(line) = go_line {
         println!("{line}");
+    }
+    let charts = out.join("charts");
+    match charts::write(&rows, &charts) {
+        Ok(written) => eprintln!("{} charts written to {}", written.len(), charts.display()),
+        Err(e) => eprintln!("cannot write charts to {}: {e}", charts.display()),
     }
     println!(
         "{} rows in {:.1} s; {} tokio workers; {} cores; {}",

@@ -96,7 +96,7 @@ pub(crate) fn duration(ns: u64) -> String {
     }
 }
 
-fn rate(ops_per_sec: f64) -> String {
+pub(crate) fn rate(ops_per_sec: f64) -> String {
     if ops_per_sec >= 1e6 {
         format!("{:.2} M/s", ops_per_sec / 1e6)
     } else if ops_per_sec >= 1e3 {
