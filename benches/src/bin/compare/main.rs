@@ -66,6 +66,9 @@ struct Args {
     /// benchmark is built (go-groupcache/); default: compare/ in cargo's target directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write the SVG charts here instead (emptied of older ones first).
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
     /// Use this gcbench binary (benches/go-groupcache) instead of building one.
     #[arg(long, value_name = "PATH")]
     go_bin: Option<PathBuf>,
@@ -193,7 +196,7 @@ fn main() {
     if let Some(line) = go_line {
         println!("{line}");
     }
-    let charts = out.join("charts");
+    let charts = args.charts.clone().unwrap_or_else(|| out.join("charts"));
     match charts::write(&rows, &charts) {
         Ok(written) => eprintln!("{} charts written to {}", written.len(), charts.display()),
         Err(e) => eprintln!("cannot write charts to {}: {e}", charts.display()),
