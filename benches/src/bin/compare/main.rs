@@ -7,7 +7,7 @@
 //! row means.
 //!
 //! ```text
-//! cargo run --release -p groupcache-benches --bin compare            # ~2.5-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare            # ~3 minutes
 //! cargo run --release -p groupcache-benches --bin compare -- --only faults # ~16 s
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
