@@ -20,7 +20,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"runtime"
 	"sync"
@@ -276,22 +275,7 @@ func serveStampede(cmd command) reply {
 	for i := 0; i < cmd.Callers; i++ {
 		counts[i%nPeers]++
 	}
-	var wg sync.WaitGroup
-	var res [nPeers]stampedeRes
-	started := time.Now()
-	for i := 1; i < nPeers; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			u := fmt.Sprintf("%s/bench/stampede?key=%s&n=%d", peerURL(i), url.QueryEscape(key), counts[i])
-			if err := getJSON(u, &res[i]); err != nil {
-				res[i] = stampedeRes{N: counts[i], Errs: counts[i]}
-			}
-		}(i)
-	}
-	res[0] = stampedeLocal(key, counts[0])
-	wg.Wait()
-	elapsed := time.Since(started)
+	res, elapsed := stampedeEverywhere(key, counts)
 	h := histogram{}
 	var errs int64
 	for _, r := range res {
