@@ -1,21 +1,25 @@
-//! `compare`: the same workloads, in one process run, against this library, the published
-//! `groupcache` crate 0.3.0, and raw baselines (moka, quick_cache and `HashMap` gets for a
-//! local hit; a bare tonic echo for a remote hit), and under faults (an owner dead or stalled,
-//! membership unchanged). Prints one Markdown table with ratios;
-//! `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each row means.
+//! `compare`: the same workloads, in one run, against this library, the published
+//! `groupcache` crate 0.3.0, the original Go groupcache (when `go` is installed: see
+//! `go.rs`), and raw baselines (moka, quick_cache and `HashMap` gets for a local hit; a bare
+//! tonic echo for a remote hit), and under faults (an owner dead or stalled, membership
+//! unchanged). Prints one Markdown table with ratios and writes SVG charts of them
+//! (`charts.rs`); `--json PATH` writes the same figures as JSON. See BENCHMARKS.md for what each
+//! row means.
 //!
 //! ```text
-//! cargo run --release -p groupcache-benches --bin compare            # ~2.5-3 minutes
+//! cargo run --release -p groupcache-benches --bin compare            # ~3 minutes
 //! cargo run --release -p groupcache-benches --bin compare -- --only faults # ~16 s
 //! cargo run --release -p groupcache-benches --bin compare -- --quick # under 60 s
 //! ```
 
+mod charts;
 mod cluster;
 mod echo;
 mod fanout;
 mod fault_proxy;
 mod faults;
 mod floors;
+mod go;
 mod measure;
 mod ours;
 mod published;
@@ -27,12 +31,13 @@ mod workloads;
 mod writes;
 mod zipf;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
 
+use crate::go::Go;
 use crate::measure::Budget;
 use crate::workloads::Plan;
 
@@ -54,9 +59,20 @@ struct Args {
     /// "faults" for both of "faults: dead owner" and "faults: stalled owner").
     #[arg(long)]
     only: Option<String>,
-    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap, fan-out).
+    /// Only these contenders, comma-separated (ours, 0.3.0, echo, moka, quick_cache, HashMap,
+    /// fan-out, Go).
     #[arg(long, value_name = "NAMES")]
     contenders: Option<String>,
+    /// Where the SVG charts (charts/, emptied of older ones first) are written and the Go
+    /// benchmark is built (go-groupcache/); default: compare/ in cargo's target directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write the SVG charts here instead (emptied of older ones first).
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
+    /// Use this gcbench binary (benches/go-groupcache) instead of building one.
+    #[arg(long, value_name = "PATH")]
+    go_bin: Option<PathBuf>,
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -91,8 +107,20 @@ fn plan(args: &Args) -> Plan {
     }
 }
 
+/// compare/ in the target directory compare was built in (the first folder above the
+/// executable that cargo marked with CACHEDIR.TAG), else beside the executable.
+fn default_out() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    dir.ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .unwrap_or(dir)
+        .join("compare")
+}
+
 fn main() {
     let args = Args::parse();
+    let out = args.out.clone().unwrap_or_else(default_out);
     let plan = plan(&args);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -103,19 +131,34 @@ fn main() {
     let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
     let started = Instant::now();
     let mut rows = Vec::new();
-    runtime.block_on(async {
+    let remote_sizes = [100, 10 << 10, 1 << 20];
+    let go_runs = wanted("local hit")
+        || wanted("stampede")
+        || remote_sizes
+            .iter()
+            .any(|&s| wanted(&format!("remote hit {}", workloads::size_name(s))));
+    let go = runtime.block_on(async {
+        let go = if go_runs {
+            eprintln!("[{:>5.1}s] Go groupcache", started.elapsed().as_secs_f64());
+            Go::prepare(&plan, &out, args.go_bin.as_deref()).await
+        } else {
+            Go::Off
+        };
+        if let Some(line) = go.summary() {
+            eprintln!("{line}");
+        }
         if wanted("local hit") {
             eprintln!("[{:>5.1}s] local hit", started.elapsed().as_secs_f64());
-            workloads::local_hit(&plan, &mut rows).await;
+            workloads::local_hit(&plan, &go, &mut rows).await;
         }
-        for size in [100, 10 << 10, 1 << 20] {
+        for size in remote_sizes {
             if wanted(&format!("remote hit {}", workloads::size_name(size))) {
                 eprintln!(
                     "[{:>5.1}s] remote hit {}",
                     started.elapsed().as_secs_f64(),
                     workloads::size_name(size)
                 );
-                workloads::remote_hit(&plan, size, &mut rows).await;
+                workloads::remote_hit(&plan, &go, size, &mut rows).await;
             }
         }
         if wanted("large value 8 MiB") {
@@ -124,7 +167,7 @@ fn main() {
         }
         if wanted("stampede") {
             eprintln!("[{:>5.1}s] stampede", started.elapsed().as_secs_f64());
-            stampede::stampede(&plan, &mut rows).await;
+            stampede::stampede(&plan, &go, &mut rows).await;
         }
         if wanted("Zipf") {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
@@ -148,9 +191,21 @@ fn main() {
             );
             faults::stalled_owner(&plan, &mut rows).await;
         }
+        go
     });
     let total = started.elapsed();
+    let go_json = go.json();
+    let go_line = go.summary();
+    runtime.block_on(go.shutdown());
     println!("{}", report::table(&rows));
+    if let Some(line) = go_line {
+        println!("{line}");
+    }
+    let charts = args.charts.clone().unwrap_or_else(|| out.join("charts"));
+    match charts::write(&rows, &charts) {
+        Ok(written) => eprintln!("{} charts written to {}", written.len(), charts.display()),
+        Err(e) => eprintln!("cannot write charts to {}: {e}", charts.display()),
+    }
     println!(
         "{} rows in {:.1} s; {} tokio workers; {} cores; {}",
         rows.len(),
@@ -179,6 +234,7 @@ fn main() {
             "fault_loader_ms": plan.fault_loader.as_millis() as u64,
             "total_seconds": total.as_secs_f64(),
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "go": go_json,
         });
         let text = serde_json::to_string_pretty(&report::json(&rows, settings))
             .expect("JSON of plain figures");

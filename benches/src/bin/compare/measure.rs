@@ -165,6 +165,19 @@ fn empty() -> Sample {
     }
 }
 
+/// A sample built from latency buckets (`(nanoseconds, count)`) recorded elsewhere (by the Go
+/// contender), one operation per count.
+pub(crate) fn from_buckets(buckets: &[(u64, u64)], elapsed: Duration, errors: u64) -> Sample {
+    let mut sample = empty();
+    for &(ns, count) in buckets {
+        sample.latency.saturating_record_n(ns.max(1), count);
+        sample.ops += count;
+    }
+    sample.elapsed = elapsed;
+    sample.errors = errors;
+    sample
+}
+
 /// A sample built from latencies recorded elsewhere (the stampede, the Zipf mix).
 pub(crate) fn from_latencies(latencies_ns: &[u64], elapsed: Duration, errors: u64) -> Sample {
     let mut sample = empty();

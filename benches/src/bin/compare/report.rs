@@ -15,6 +15,7 @@ pub(crate) const MOKA: &str = "moka get";
 pub(crate) const QUICK: &str = "quick_cache get";
 pub(crate) const MAP: &str = "HashMap get+clone";
 pub(crate) const FANOUT: &str = "tokio fan-out";
+pub(crate) const GO: &str = "Go groupcache";
 
 /// One figure.
 #[derive(Debug)]
@@ -95,7 +96,7 @@ pub(crate) fn duration(ns: u64) -> String {
     }
 }
 
-fn rate(ops_per_sec: f64) -> String {
+pub(crate) fn rate(ops_per_sec: f64) -> String {
     if ops_per_sec >= 1e6 {
         format!("{:.2} M/s", ops_per_sec / 1e6)
     } else if ops_per_sec >= 1e3 {

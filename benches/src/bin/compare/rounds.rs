@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::measure::{self, Budget, Op, Sample};
 use crate::report::Row;
 
-type Boxed<'a> = Pin<Box<dyn Future<Output = Sample> + 'a>>;
+pub(crate) type Boxed<'a> = Pin<Box<dyn Future<Output = Sample> + 'a>>;
 
 /// One contender of a workload: its operation and how to read its loader count.
 pub(crate) struct Entrant {
@@ -33,9 +33,19 @@ impl Entrant {
             }),
         }
     }
+
+    /// A contender measured some other way than by an [`Op`] in this process (Go's, in its
+    /// own processes).
+    pub(crate) fn custom(contender: &'static str, measure: impl Measurable + 'static) -> Self {
+        Entrant {
+            contender,
+            measure: Box::new(measure),
+        }
+    }
 }
 
-trait Measurable {
+/// How the rounds take one contender's sample, and read its load count before and after.
+pub(crate) trait Measurable {
     fn sequential(&self, budget: Budget, batch: u64) -> Boxed<'_>;
     fn concurrent(&self, budget: Budget, callers: usize, batch: u64) -> Boxed<'_>;
     fn loads(&self) -> Option<u64>;

@@ -8,16 +8,17 @@ use serde_json::json;
 
 use crate::cluster::{Cluster, PEER_TIMEOUT, Setup};
 use crate::fanout::FanOut;
-use crate::measure;
+use crate::go::{Go, GoCluster};
+use crate::measure::{self, Sample};
 use crate::ours::Ours;
 use crate::published::Published;
-use crate::report::{FANOUT, OURS, PUBLISHED, Row};
+use crate::report::{FANOUT, GO, OURS, PUBLISHED, Row};
 use crate::source::Source;
 use crate::workloads::Plan;
 
 /// `stampede_callers` callers ask for one cold key at once, spread over 3 peers; the loader
 /// takes `stampede_loader`. Each round uses a fresh key.
-pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
+pub(crate) async fn stampede(plan: &Plan, go: &Go, rows: &mut Vec<Row>) {
     let setup = Setup {
         nodes: 3,
         value_size: 100,
@@ -46,6 +47,42 @@ pub(crate) async fn stampede(plan: &Plan, rows: &mut Vec<Row>) {
         let floor = Arc::new(FanOut::new(source));
         rows.push(stampede_rounds(plan, &workload, FANOUT, &floor).await);
     }
+    if let Some(cluster) = go.cluster() {
+        rows.push(go_rounds(plan, &workload, cluster).await);
+    }
+    rows.extend(go.skipped_row(&workload));
+}
+
+/// The same rounds on Go groupcache's three processes: its driver spreads the callers over
+/// itself and its peers, and reports every caller's latency.
+async fn go_rounds(plan: &Plan, workload: &str, cluster: &GoCluster) -> Row {
+    let mut sample: Option<Sample> = None;
+    let mut per_round_loads = Vec::new();
+    let mut walls = Vec::new();
+    for round in 0..plan.stampede_rounds {
+        let command = json!({
+            "op": "stampede",
+            "size": 100,
+            "callers": plan.stampede_callers,
+            "round": round,
+        });
+        let (this, loads) = match cluster.call(command).await {
+            Ok(reply) => (reply.sample(), reply.loads),
+            Err(why) => {
+                let mut failed = measure::from_latencies(&[], Duration::ZERO, 1);
+                failed.first_error = Some(why);
+                (failed, 0)
+            }
+        };
+        walls.push(this.elapsed);
+        per_round_loads.push(loads);
+        sample = Some(match sample {
+            None => this,
+            Some(so_far) => so_far.merge(this),
+        });
+    }
+    let sample = sample.expect("at least one round");
+    row(plan, workload, GO, sample, &per_round_loads, &walls)
 }
 
 async fn stampede_rounds<C: Cluster>(
@@ -85,6 +122,17 @@ async fn stampede_rounds<C: Cluster>(
         per_round_loads.push(cluster.source().total_loads() - before);
     }
     let sample = measure::from_latencies(&latencies, elapsed, errors);
+    row(plan, workload, contender, sample, &per_round_loads, &walls)
+}
+
+fn row(
+    plan: &Plan,
+    workload: &str,
+    contender: &'static str,
+    sample: Sample,
+    per_round_loads: &[u64],
+    walls: &[Duration],
+) -> Row {
     let worst = walls.iter().max().copied().unwrap_or_default();
     Row::new(workload, contender, sample)
         .loads(per_round_loads.iter().sum())

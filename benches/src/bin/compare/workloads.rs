@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::cluster::{Cluster, PEER_TIMEOUT, Setup, keys_owned_by};
 use crate::echo::EchoPair;
 use crate::floors::{MapGet, MokaGet, QuickGet};
+use crate::go::Go;
 use crate::measure::{Budget, Op};
 use crate::ours::Ours;
 use crate::published::Published;
@@ -94,12 +95,13 @@ impl Op for EchoCall {
 }
 
 /// Sequential, then `in_flight` at once: every entrant measured in alternating rounds, a row
-/// for each.
+/// for each, and one saying why Go's is missing if `go` was skipped.
 async fn both_modes(
     plan: &Plan,
     workload: &str,
     batch: u64,
     entrants: &[Entrant],
+    go: Option<&Go>,
     rows: &mut Vec<Row>,
 ) {
     let mode = Mode {
@@ -108,13 +110,16 @@ async fn both_modes(
         callers: None,
         batch,
     };
-    rows.extend(rounds::run(&format!("{workload}, sequential"), mode, entrants).await);
+    let name = format!("{workload}, sequential");
+    rows.extend(rounds::run(&name, mode, entrants).await);
+    rows.extend(go.and_then(|go| go.skipped_row(&name)));
     let mode = Mode {
         callers: Some(plan.in_flight),
         ..mode
     };
     let name = format!("{workload}, {} in flight", plan.in_flight);
     rows.extend(rounds::run(&name, mode, entrants).await);
+    rows.extend(go.and_then(|go| go.skipped_row(&name)));
 }
 
 /// Gets on node `asker` of keys owned by node `owner` (`count` of them, found and warmed
@@ -138,8 +143,9 @@ async fn gets_from<C: Cluster>(
 
 // ===== local hit =====
 
-/// A `get` answered from the asking peer's main cache (100 B value), next to the floors.
-pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
+/// A `get` answered from the asking peer's main cache (100 B value), next to the floors and
+/// Go groupcache's `Get` of a key its driver owns.
+pub(crate) async fn local_hit(plan: &Plan, go: &Go, rows: &mut Vec<Row>) {
     let setup = Setup {
         nodes: 2,
         value_size: 100,
@@ -160,6 +166,7 @@ pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
         let published = Arc::new(Published::start(&setup).await);
         entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
     }
+    entrants.extend(go.entrant("local", setup.value_size, 1));
     let value = Bytes::from(vec![0xA5; 100]);
     if plan.wants(MOKA) {
         entrants.push(Entrant::new(MOKA, MokaGet::new(&value).await, || None));
@@ -170,26 +177,40 @@ pub(crate) async fn local_hit(plan: &Plan, rows: &mut Vec<Row>) {
     if plan.wants(MAP) {
         entrants.push(Entrant::new(MAP, MapGet::new(&value), || None));
     }
-    both_modes(plan, "local hit 100 B", LOCAL_BATCH, &entrants, rows).await;
+    both_modes(
+        plan,
+        "local hit 100 B",
+        LOCAL_BATCH,
+        &entrants,
+        Some(go),
+        rows,
+    )
+    .await;
 }
 
 // ===== remote hit =====
 
 /// A `get` that the owner answers from its main cache, over loopback, hot cache off, next to
-/// a bare tonic echo of the same payload.
-pub(crate) async fn remote_hit(plan: &Plan, value_size: usize, rows: &mut Vec<Row>) {
+/// a bare tonic echo of the same payload and Go groupcache's `Get` with no cache on the asker.
+pub(crate) async fn remote_hit(plan: &Plan, go: &Go, value_size: usize, rows: &mut Vec<Row>) {
     let workload = format!("remote hit {}", size_name(value_size));
-    remote(plan, &workload, value_size, rows).await;
+    remote(plan, &workload, value_size, Some(go), rows).await;
 }
 
 /// A value of `Plan::large_value` bytes (8 MiB), fetched from its owner: served and cached
 /// where limits allow.
 pub(crate) async fn large_value(plan: &Plan, rows: &mut Vec<Row>) {
     let workload = format!("remote hit {}", size_name(plan.large_value));
-    remote(plan, &workload, plan.large_value, rows).await;
+    remote(plan, &workload, plan.large_value, None, rows).await;
 }
 
-async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<Row>) {
+async fn remote(
+    plan: &Plan,
+    workload: &str,
+    value_size: usize,
+    go: Option<&Go>,
+    rows: &mut Vec<Row>,
+) {
     let setup = Setup {
         nodes: 2,
         value_size,
@@ -221,7 +242,8 @@ async fn remote(plan: &Plan, workload: &str, value_size: usize, rows: &mut Vec<R
         };
         entrants.push(Entrant::new(ECHO, echo, || None));
     }
-    both_modes(plan, workload, 1, &entrants, rows).await;
+    entrants.extend(go.and_then(|go| go.entrant("remote", value_size, plan.in_flight)));
+    both_modes(plan, workload, 1, &entrants, go, rows).await;
     if let Some(ours) = ours {
         // Served and cached: the owner holds every key asked for.
         let cached = ours.node(1).stats().main_cache.entries;
