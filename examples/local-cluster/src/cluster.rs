@@ -36,6 +36,11 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
+    /// The `rows` group, for the write step.
+    pub(crate) fn rows(&self) -> &Group<Row> {
+        &self.rows
+    }
+
     /// This peer's stats of the group that caches `table`.
     pub(crate) fn stats(&self, table: Table) -> Stats {
         match table {

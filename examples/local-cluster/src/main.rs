@@ -30,6 +30,7 @@ mod failures;
 mod read_load;
 mod report;
 mod stampede;
+mod writes;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -210,12 +211,24 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
         .iter()
         .map(|p| Table::ALL.map(|t| p.db.calls(t)))
         .collect();
+    // After the figures above: the write step's reads are not part of the read load.
+    let written = writes::run(&peers, args.value_size).await?;
     let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.cache.addr()).collect();
     let shutdown_problems = shut_down(peers).await;
 
     print_overall(&load, &groups, stampede.as_ref());
     print_groups(&groups);
     print_peers(&addrs, &groups, &load.per_peer);
+    println!();
+    println!(
+        "write:     set({:?}) on one peer after every peer read it: {} of {} peers read the \
+         new row at once; {} invalidations received, {} peers did not acknowledge",
+        written.key,
+        written.fresh,
+        written.peers,
+        written.invalidations_received,
+        written.unacknowledged
+    );
 
     // ===== verdict =====
     let mut problems = Vec::new();
@@ -275,6 +288,12 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
                 s.loads[group.table.index()]
             ));
         }
+    }
+    if written.fresh != written.peers || written.unacknowledged > 0 {
+        problems.push(format!(
+            "write: {} of {} peers read the new row after set returned ({} unacknowledged)",
+            written.fresh, written.peers, written.unacknowledged
+        ));
     }
     problems.extend(shutdown_problems);
 

@@ -60,7 +60,10 @@ pub(crate) async fn remove_latency(plan: &Plan, rows: &mut Vec<Row>) {
         let keys: Vec<String> = (0..KEYS).map(|i| format!("written-{i}")).collect();
         for node in 0..peers {
             for key in &keys {
-                cluster.get(node, key).await.expect("a read before the removes");
+                cluster
+                    .get(node, key)
+                    .await
+                    .expect("a read before the removes");
             }
         }
         let op = Arc::new(Remove {
