@@ -48,6 +48,10 @@ pub(crate) struct OwnerLease {
     caught_up: Notify,
     /// A renewal is in flight.
     renewing: AtomicBool,
+    /// When the last renewal started (nanoseconds after `base`): renewals start at most one
+    /// per eighth of the bound, so that an owner that does not answer is not asked at the
+    /// rate of hot hits.
+    last_renewal: AtomicU64,
     /// The client that renews the lease (it owns this lease: a weak reference, no cycle).
     client: OnceLock<Weak<PeerClient>>,
     counters: Arc<PeerSetCounters>,
@@ -97,6 +101,7 @@ impl OwnerLease {
             applied: Mutex::default(),
             caught_up: Notify::new(),
             renewing: AtomicBool::new(false),
+            last_renewal: AtomicU64::new(0),
             client: OnceLock::new(),
             counters,
         }
@@ -227,17 +232,28 @@ impl OwnerLease {
         self.counters.lease_renewals.bump();
     }
 
-    /// Starts a renewal in the background, unless one is running or there is no runtime.
-    fn renew_soon(&self) {
+    /// Starts a renewal in the background, unless one is running or started less than an
+    /// eighth of the bound ago, the owner is out (its breaker is open: its keys go to the
+    /// substitute, and its copies lapse), or there is no runtime.
+    fn renew_soon(&self, at: u64) {
+        if self.renewing.load(Ordering::Relaxed) {
+            return;
+        }
+        let spacing = u64::try_from(self.bound.as_nanos() / 8).unwrap_or(u64::MAX);
+        let last = self.last_renewal.load(Ordering::Relaxed);
+        if last != 0 && at < last.saturating_add(spacing) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let Some(client) = self.client.get().and_then(Weak::upgrade) else {
             return;
         };
-        if self.renewing.swap(true, Ordering::AcqRel) {
+        if client.is_out() || self.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.last_renewal.store(at.max(1), Ordering::Relaxed);
         runtime.spawn(async move {
             let lease = Arc::clone(client.lease());
             let _done = RenewalGuard(Arc::clone(&lease));
@@ -271,7 +287,7 @@ impl LeaseTag {
         let until = lease.valid_until.load(Ordering::Acquire);
         let half = u64::try_from(lease.bound.as_nanos() / 2).unwrap_or(u64::MAX);
         if at.saturating_add(half) >= until {
-            lease.renew_soon();
+            lease.renew_soon(at);
         }
         if at < until {
             Standing::Valid
