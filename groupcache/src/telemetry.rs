@@ -9,7 +9,7 @@
 //! | `<prefix>_get_duration_seconds` | histogram | `group`, `outcome` |
 //! | `<prefix>_peer_request_duration_seconds` | histogram | `peer`, `result` (`ok`, `answer`, `transport`) |
 //! | `<prefix>_cache_entries`, `<prefix>_cache_bytes` | gauge | `group`, `tier` (`main`, `hot`) |
-//! | `<prefix>_cache_evictions_total`, `<prefix>_cache_expirations_total` | counter | `group`, `tier` |
+//! | `<prefix>_cache_evictions_total`, `<prefix>_cache_expirations_total`, `<prefix>_cache_lapsed_total` | counter | `group`, `tier` |
 //! | `<prefix>_<counter>_total` | counter | `group`: the [`Stats`](crate::stats::Stats) counters |
 //! | `<prefix>_<counter>_total` | counter | none: the [`PeerSetStats`](crate::stats::PeerSetStats) counters |
 //!
@@ -112,6 +112,7 @@ struct TierMetrics {
     bytes: metrics::Gauge,
     evictions: metrics::Counter,
     expirations: metrics::Counter,
+    lapsed: metrics::Counter,
 }
 
 /// One peer's request latency histograms.
@@ -142,6 +143,7 @@ impl Telemetry {
                 format!("{prefix}_cache_expirations_total"),
                 with("tier", name)
             ),
+            lapsed: metrics::counter!(format!("{prefix}_cache_lapsed_total"), with("tier", name)),
         };
         Telemetry {
             get_seconds: Outcome::ALL
@@ -174,6 +176,7 @@ impl Telemetry {
             metrics.bytes.set(stats.weighted_bytes as f64);
             metrics.evictions.absolute(stats.evictions);
             metrics.expirations.absolute(stats.expirations);
+            metrics.lapsed.absolute(stats.lapsed);
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (main, hot);
