@@ -47,6 +47,7 @@
 //! [`GroupcacheBuilder::peer_failure_threshold`]: crate::GroupcacheBuilder::peer_failure_threshold
 //! [`GroupcacheBuilder::peer_cool_down`]: crate::GroupcacheBuilder::peer_cool_down
 //! [`GroupcacheBuilder::handoff_window`]: crate::GroupcacheBuilder::handoff_window
+//! [`GroupcacheBuilder::hot_copy_lease`]: crate::GroupcacheBuilder::hot_copy_lease
 //! [`DiscoveryDriver::interval`]: crate::discovery::DiscoveryDriver::interval
 //! [`DiscoveryDriver::jitter`]: crate::discovery::DiscoveryDriver::jitter
 //! [`DiscoveryDriver::max_backoff`]: crate::discovery::DiscoveryDriver::max_backoff
