@@ -459,6 +459,7 @@ impl GroupcacheBuilder {
             counters: Arc::clone(&counters),
             hedge_percentile: self.hedge_percentile,
             lease_bound: self.hot_copy_lease,
+            me: self.me.clone(),
         };
         let routing = Routing::new(
             self.me,

@@ -30,6 +30,17 @@ use crate::peer::lease::{LeaseTag, Standing};
 pub use crate::promotion::{HotCachePolicy, PromoteOneIn};
 use crate::stats::TierStats;
 
+/// The longest time to live kept (longer ones, from a loader, a setting or a peer's reply, are
+/// cut to it): a day, far from where adding it to an instant could overflow.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// [`MAX_TTL`] in milliseconds, as replies carry it.
+pub(crate) const MAX_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The deadline of an entry stored now with time to live `ttl` (at most [`MAX_TTL`]).
+fn deadline(ttl: Option<Duration>) -> Option<Instant> {
+    ttl.map(|ttl| Instant::now() + ttl.min(MAX_TTL))
+}
+
 /// One cached value: decoded for local callers, encoded for peers.
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
@@ -50,7 +61,7 @@ impl<V> Entry<V> {
             value,
             encoded_len: encoded.len(),
             encoded,
-            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+            expires_at: deadline(ttl),
             lease: None,
         })
     }
@@ -324,7 +335,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
             value,
             encoded,
             encoded_len,
-            expires_at: ttl.map(|ttl| Instant::now() + ttl),
+            expires_at: deadline(ttl),
             lease,
         });
         match kept {

@@ -166,8 +166,10 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     ///
     /// The key's owner drops it and tells every other member to drop its copy (one batched,
     /// numbered invalidation per member; see the README's Consistency section). `remove`
-    /// returns once every member has acknowledged, or after at most three quarters of the peer
-    /// timeout ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout));
+    /// returns once every member has acknowledged, or once the owner has waited three quarters
+    /// of the peer timeout ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout))
+    /// for them (within the handoff window after a membership change, plus at most a quarter
+    /// for telling the key's previous owner), plus the trip to a remote owner;
     /// [`Invalidated::unacknowledged`](crate::Invalidated::unacknowledged) names the members
     /// that did not answer in time. Then a `get` of `key` that starts on any member that
     /// acknowledged returns the new value; a member that did not serves its old copy for at
@@ -262,7 +264,8 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
         self.state.clear().await
     }
 
-    /// Stores `value` for `key` without loading it (write-through): encoded once here, stored
+    /// Stores `value` for `key` without loading it (write-through): encoded once, here (the
+    /// owner decodes it to keep the value beside the bytes, which it keeps as they came), stored
     /// in the owner's main cache with the time to live the loader chooses for it
     /// ([`ValueLoader::time_to_live`](crate::ValueLoader::time_to_live)), then every other
     /// member's copies are dropped as by [`remove`](Self::remove). A load or fetch of `key`

@@ -29,6 +29,9 @@ use crate::stats::PeerSetCounters;
 
 /// Most invalidations in one batch.
 const MAX_BATCH: usize = 1024;
+/// Most invalidations queued for one member: past it (a member slower than the writes), the
+/// queue is dropped as lost, and the member finds the gap when it next hears from this peer.
+const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 /// This peer's invalidations, as an owner.
 pub(crate) struct Invalidations {
@@ -63,6 +66,41 @@ struct Queued {
     sequence: u64,
     invalidation: Invalidation,
     write: Arc<Write>,
+}
+
+/// A write's invalidations, queued: what the members answer.
+pub(crate) struct Pending {
+    write: Arc<Write>,
+    timeout: Duration,
+}
+
+impl Pending {
+    /// Waits until every member has answered, at most the write timeout; returns the members
+    /// that did not acknowledge (failed, or no answer yet), sorted.
+    pub(crate) async fn acknowledged(self) -> Vec<GroupcachePeer> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let settled = self.write.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.write.lock().outstanding.is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                break;
+            }
+        }
+        let waiting = self.write.lock();
+        let mut unacknowledged: Vec<GroupcachePeer> = waiting
+            .failed
+            .iter()
+            .chain(waiting.outstanding.keys())
+            .cloned()
+            .collect();
+        unacknowledged.sort();
+        unacknowledged.dedup();
+        unacknowledged
+    }
 }
 
 /// One write's invalidations, waiting for every member's acknowledgement.
@@ -108,35 +146,30 @@ impl Invalidations {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Tells every member in `members` (this peer excluded) to drop its copies named by
-    /// `invalidations`, and waits for their acknowledgements at most the peer timeout.
-    /// Returns the members that did not acknowledge.
-    pub(crate) async fn broadcast(
+    /// Numbers `invalidations` and queues them for every member in `members` (this peer
+    /// excluded), at once and without waiting: a write whose caller goes away after this has
+    /// still told everyone. Await [`Pending::acknowledged`] for the members' answers.
+    pub(crate) fn enqueue(
         &self,
         invalidations: Vec<Invalidation>,
         members: Vec<Arc<PeerClient>>,
-    ) -> Vec<GroupcachePeer> {
+    ) -> Pending {
         let members: Vec<Arc<PeerClient>> = members
             .into_iter()
             .filter(|client| *client.peer() != self.me)
             .collect();
-        if invalidations.is_empty() {
-            return Vec::new();
-        }
         let write = Arc::new(Write {
             waiting: Mutex::new(Waiting {
                 outstanding: members
                     .iter()
                     .map(|c| (c.peer().clone(), invalidations.len()))
+                    .filter(|(_, count)| *count > 0)
                     .collect(),
                 failed: HashSet::new(),
             }),
             settled: Notify::new(),
         });
-        let settled = write.settled.notified();
-        tokio::pin!(settled);
-        settled.as_mut().enable();
-        {
+        if !invalidations.is_empty() {
             // Numbered and queued under one lock: every outbox's queue is in number order.
             let mut outboxes = self.outboxes();
             // A member that left, and comes back, is sent numbers from now on: a gap for it.
@@ -158,19 +191,10 @@ impl Invalidations {
                 }
             }
         }
-        if !members.is_empty() {
-            let _ = tokio::time::timeout(self.timeout, settled).await;
+        Pending {
+            write,
+            timeout: self.timeout,
         }
-        let waiting = write.lock();
-        let mut unacknowledged: Vec<GroupcachePeer> = waiting
-            .failed
-            .iter()
-            .chain(waiting.outstanding.keys())
-            .cloned()
-            .collect();
-        unacknowledged.sort();
-        unacknowledged.dedup();
-        unacknowledged
     }
 
     /// Sends an outbox's batches, one at a time, until it is empty.
@@ -228,6 +252,18 @@ impl Outbox {
     ) -> bool {
         let mut state = self.lock();
         state.client = client;
+        if state.queue.len() >= MAX_QUEUED {
+            let lost: Vec<Queued> = state.queue.drain(..).collect();
+            if let Some(last) = lost.last() {
+                state.sent_through = last.sequence;
+            }
+            let peer = state.client.peer().clone();
+            drop(state);
+            for queued in lost {
+                queued.write.settle(&peer, false);
+            }
+            state = self.lock();
+        }
         state
             .queue
             .extend(numbered.map(|(sequence, invalidation)| Queued {

@@ -268,9 +268,11 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         if !self.node.owns(key) {
             return;
         }
+        // Short: a write waits for it, and must answer its asker within the peer timeout.
+        let within = HANDOFF_TIMEOUT.min(self.node.config().peer_timeout / 4);
         if let Some(previous) = self.node.routing().previous_owner(key)
             && let Err(PeerFailure::Answer(err) | PeerFailure::Transport(err)) = previous
-                .remove(&self.name, Removal::FromNewOwner(key), HANDOFF_TIMEOUT)
+                .remove(&self.name, Removal::FromNewOwner(key), within)
                 .await
         {
             tracing::debug!(group = %self.name, previous_owner = %previous.peer(), error = %err,
@@ -799,8 +801,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             Ok(entry)
         } else if keep == Keep::ForAsker {
             // A copy of exactly its bytes: the handoff tier keeps what it is given (rule 19).
+            // For at most a lease: this peer is not the key's owner, so writes of it may not
+            // reach this peer.
             let encoded = Bytes::copy_from_slice(&encoded);
-            Ok(self.handoff.insert(&key, value, encoded, &superseded))
+            Ok(self
+                .handoff
+                .insert_within(&key, value, encoded, &superseded, Some(lease)))
         } else if self.should_promote(&key, encoded.len()) {
             // The hot copy keeps the decoded value only; the caller, perhaps a peer being
             // answered, gets the bytes too.
@@ -834,7 +840,11 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             (Some(ttl), Some(max)) => Some(ttl.min(max)),
             (chosen, max) => chosen.or(max),
         }?;
-        Some(capped.mul_f64(1.0 - self.ttls.jitter * fastrand::f64()))
+        Some(
+            capped
+                .min(crate::cache::MAX_TTL)
+                .mul_f64(1.0 - self.ttls.jitter * fastrand::f64()),
+        )
     }
 
     /// Warm handoff: if this peer became the owner of `key` in the last membership change,
@@ -1106,8 +1116,10 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
         // owner when that one asks (warm handoff), for the handoff window.
         // Copies kept for a handoff of keys this peer owns again are dropped too: removals
         // sent to the other owner meanwhile did not reach them.
-        let mut dropped = self.hot.retain(|key| !self.node.owns(key))
-            + self.handoff.retain(|key| !self.node.owns(key));
+        // Every hot copy goes: one made under the lease of a peer that no longer owns its key
+        // would be renewed by that peer while writes go to the new owner. Refilling costs a
+        // fetch per key, never a load.
+        let mut dropped = self.hot.clear() + self.handoff.retain(|key| !self.node.owns(key));
         let leaving = self.main.entries_where(|key| !self.node.owns(key));
         dropped += leaving.len();
         let never = Superseded::default();

@@ -17,7 +17,9 @@ use groupcache_pb::v2::Invalidation;
 
 use super::GroupState;
 use crate::flight::Superseded;
+use crate::invalidation::Pending;
 use crate::peer::client::{PeerClient, Removal};
+use crate::peer::server::MAX_KEYS_PER_REMOVE;
 use crate::peer::status::PeerFailure;
 use crate::routing::Route;
 use crate::{Error, ErrorKind, GroupcachePeer};
@@ -83,7 +85,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             match target {
                 Some(Target::Here) => here.push(key.clone()),
                 Some(Target::Peer(client)) => {
-                    match remote.iter_mut().find(|(c, _)| Arc::ptr_eq(c, &client)) {
+                    // One request per owner, of at most the keys a request may name.
+                    match remote.iter_mut().find(|(c, batch)| {
+                        Arc::ptr_eq(c, &client) && batch.len() < MAX_KEYS_PER_REMOVE
+                    }) {
                         Some((_, batch)) => batch.push(key.clone()),
                         None => remote.push((client, vec![key.clone()])),
                     }
@@ -234,22 +239,22 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         for key in keys {
             self.drop_local(key);
         }
-        for key in keys {
-            self.tell_previous_owner(key).await;
-        }
-        self.broadcast(keys.iter().map(|key| self.invalidation(key)).collect())
-            .await
+        // Numbered and queued before anything is awaited: a caller that goes away now (or a
+        // handler cut off at its deadline) has still told everyone.
+        let pending = self.enqueue(keys.iter().map(|key| self.invalidation(key)).collect());
+        futures_util::future::join_all(keys.iter().map(|key| self.tell_previous_owner(key))).await;
+        pending.acknowledged().await
     }
 
     /// As the owner of its keys: drops every key of the group here and tells every member.
     pub(crate) async fn apply_clear(&self) -> Vec<GroupcachePeer> {
         self.drop_all();
-        self.broadcast(vec![Invalidation {
+        let pending = self.enqueue(vec![Invalidation {
             group: self.name.to_string(),
             key: String::new(),
             all: true,
-        }])
-        .await
+        }]);
+        pending.acknowledged().await
     }
 
     /// As the owner of `key`: stores `value` (no load runs), then tells every member to drop
@@ -291,8 +296,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             self.main.remove(key);
         }
         self.publish_sizes();
+        let pending = self.enqueue(vec![self.invalidation(key)]);
         self.tell_previous_owner(key).await;
-        self.broadcast(vec![self.invalidation(key)]).await
+        pending.acknowledged().await
     }
 
     fn invalidation(&self, key: &str) -> Invalidation {
@@ -303,10 +309,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
     }
 
-    async fn broadcast(&self, invalidations: Vec<Invalidation>) -> Vec<GroupcachePeer> {
+    fn enqueue(&self, invalidations: Vec<Invalidation>) -> Pending {
         self.node
             .invalidations()
-            .broadcast(invalidations, self.node.routing().clients())
-            .await
+            .enqueue(invalidations, self.node.routing().clients())
     }
 }

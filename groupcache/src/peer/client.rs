@@ -59,6 +59,9 @@ pub(crate) struct ChannelConfig {
     pub(crate) hedge_percentile: Option<f64>,
     /// How long hot copies of a peer's values are served after it last answered.
     pub(crate) lease_bound: Duration,
+    /// This peer, as the peers it asks name it: sent with gets and lease renewals, so that an
+    /// owner can say whether its invalidations reach this peer.
+    pub(crate) me: GroupcachePeer,
 }
 
 /// A value a peer sent, with what a copy of it may keep.
@@ -155,6 +158,8 @@ pub(crate) struct PeerClient {
     latency: Option<(std::sync::Arc<LatencyWindow>, f64)>,
     /// This peer's lease on that peer's values (shared by clones).
     lease: std::sync::Arc<OwnerLease>,
+    /// This peer's own address, as `asker` in gets and lease renewals.
+    me: String,
 }
 
 impl PeerClient {
@@ -192,9 +197,11 @@ impl PeerClient {
             lease: std::sync::Arc::new(OwnerLease::new(
                 peer.clone(),
                 config.lease_bound,
-                config.request_timeout,
+                // A batch queued behind one in flight may take two peer timeouts to arrive.
+                config.request_timeout.saturating_mul(2),
                 std::sync::Arc::clone(&config.counters),
             )),
+            me: config.me.to_string(),
             peer,
         })
     }
@@ -325,11 +332,23 @@ impl PeerClient {
         let result = self.ask(group, key, ask, context).await;
         self.observe(&result);
         let reply = result?;
+        // What the owner's entry had left when it answered, counted from when this peer asked
+        // (it answered later than that): a copy never outlives the entry. A peer's figure is not
+        // trusted past a day.
+        let expires_in = reply.expires_in_ms.map(|ms| {
+            Duration::from_millis(ms.min(crate::cache::MAX_TTL_MS))
+                .saturating_sub(sent_at.elapsed())
+        });
+        // No copy unless the owner sends its invalidations here: no write would reach it.
+        let lease = if reply.tells_asker {
+            self.lease
+                .answered_get(reply.owner_epoch, reply.owner_sequence, sent_at)
+        } else {
+            None
+        };
         Ok(Reply {
-            expires_in: reply.expires_in_ms.map(Duration::from_millis),
-            lease: self
-                .lease
-                .answered_get(reply.owner_epoch, reply.owner_sequence, sent_at),
+            expires_in,
+            lease,
             value: reply.value,
         })
     }
@@ -381,6 +400,7 @@ impl PeerClient {
                     .map(ToString::to_string)
                     .unwrap_or_default(),
                 held_only: ask.held_only,
+                asker: self.me.clone(),
             });
             request.set_timeout(ask.timeout);
             if let Some(context) = context {
@@ -501,6 +521,7 @@ impl PeerClient {
         F: Fn(GroupcacheClient<Channel>, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<WriteResponse>, tonic::Status>>,
     {
+        let within = within.min(self.timeout);
         let call = retry_refused(key, &self.peer, || {
             let mut request = self.request(message.clone());
             request.set_timeout(within);
@@ -537,17 +558,20 @@ impl PeerClient {
         result
     }
 
-    /// Asks the peer how far its invalidations have gone: its epoch and last sequence number.
-    pub(crate) async fn renew_lease(&self) -> Result<(u64, u64), PeerFailure> {
+    /// Asks the peer how far its invalidations have gone: its epoch and last sequence number,
+    /// and whether they reach this peer.
+    pub(crate) async fn renew_lease(&self) -> Result<(u64, u64, bool), PeerFailure> {
         let call = retry_refused("", &self.peer, || {
             let mut client = self.client.clone();
-            let request = self.request(LeaseRequest {});
+            let request = self.request(LeaseRequest {
+                asker: self.me.clone(),
+            });
             async move { client.lease(request).await }
         });
         let result = match self.deadline("", "", call).await {
             Ok(Ok(response)) => {
                 let reply = response.into_inner();
-                Ok((reply.owner_epoch, reply.owner_sequence))
+                Ok((reply.owner_epoch, reply.owner_sequence, reply.tells_asker))
             }
             Ok(Err(status)) => Err(from_status(&status, "", "", &self.peer)),
             Err(failure) => Err(failure),

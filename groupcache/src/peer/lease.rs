@@ -1,8 +1,9 @@
 //! This peer's lease on another peer's values: how long its hot copies of that owner's values
 //! may still be served, and which of the owner's invalidations it has applied.
 //!
-//! A hot copy is served only while two things hold (rule 20 in DESIGN.md, the Consistency
-//! section of the README):
+//! A hot copy is served only while two things hold (rule 13 in DESIGN.md, the Consistency
+//! section of the README), and is kept at all only if the owner says its invalidations reach
+//! this peer (this peer is in the owner's ring):
 //!
 //! - **No invalidation is missing.** The owner numbers its invalidations (per incarnation, its
 //!   *epoch*) and sends them to each peer in order; the peer tracks the last number it applied.
@@ -28,6 +29,9 @@ use tokio::time::Instant;
 use super::client::PeerClient;
 use crate::GroupcachePeer;
 use crate::stats::PeerSetCounters;
+
+/// How far ahead of an owner's own count applied numbers may be before they are distrusted.
+const MAX_AHEAD: u64 = 1 << 20;
 
 /// The lease on one owner's values, shared by every hot copy made of them.
 pub(crate) struct OwnerLease {
@@ -122,13 +126,15 @@ impl OwnerLease {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Extends the lease to the bound after `sent_at`.
+    /// Extends the lease to the bound after `sent_at`. Written only when it moves by a
+    /// sixteenth of the bound or more: every hot hit reads this line.
     fn renew(&self, sent_at: Instant) {
-        let until = self
-            .nanos(sent_at)
-            .saturating_add(u64::try_from(self.bound.as_nanos()).unwrap_or(u64::MAX))
-            .max(1);
-        self.valid_until.fetch_max(until, Ordering::AcqRel);
+        let bound = u64::try_from(self.bound.as_nanos()).unwrap_or(u64::MAX);
+        let until = self.nanos(sent_at).saturating_add(bound).max(1);
+        let now = self.valid_until.load(Ordering::Acquire);
+        if until > now.saturating_add(bound / 16) || now == 0 {
+            self.valid_until.fetch_max(until, Ordering::AcqRel);
+        }
     }
 
     /// Revokes every copy made so far.
@@ -214,6 +220,14 @@ impl OwnerLease {
                     self.adopt(&mut applied, epoch, sequence);
                 }
                 if sequence <= applied.through {
+                    // Far ahead of what the owner says it issued: numbers no owner sent (a
+                    // forged or corrupt batch). Nothing applied since can be trusted.
+                    if applied.through - sequence > MAX_AHEAD {
+                        self.revoke();
+                        applied.through = sequence;
+                        drop(applied);
+                        self.counters.invalidation_gaps.bump();
+                    }
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -244,6 +258,9 @@ impl OwnerLease {
         if last != 0 && at < last.saturating_add(spacing) {
             return;
         }
+        // Counted as an attempt even if none starts (owner out, no runtime): the checks below
+        // cost more than a hit, and must not run on every one.
+        self.last_renewal.store(at.max(1), Ordering::Relaxed);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -253,13 +270,17 @@ impl OwnerLease {
         if client.is_out() || self.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.last_renewal.store(at.max(1), Ordering::Relaxed);
+        // The guard exists before the task: a task dropped unpolled (its runtime shutting
+        // down) still clears the flag.
+        let done = RenewalGuard(Arc::clone(client.lease()));
         runtime.spawn(async move {
-            let lease = Arc::clone(client.lease());
-            let _done = RenewalGuard(Arc::clone(&lease));
+            let _done = done;
             let sent_at = Instant::now();
-            if let Ok((epoch, sequence)) = client.renew_lease().await {
-                lease.answered_lease(epoch, sequence, sent_at).await;
+            if let Ok((epoch, sequence, true)) = client.renew_lease().await {
+                client
+                    .lease()
+                    .answered_lease(epoch, sequence, sent_at)
+                    .await;
             }
         });
     }

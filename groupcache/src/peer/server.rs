@@ -35,6 +35,13 @@ struct PeerHandler {
 }
 
 impl PeerHandler {
+    /// Whether this peer's invalidations reach `asker`: it is a member of this peer's ring.
+    fn tells(&self, asker: &str) -> bool {
+        asker
+            .parse::<GroupcachePeer>()
+            .is_ok_and(|asker| self.peer_set.node().routing().client_of(&asker).is_some())
+    }
+
     /// The group a request names, or the `NotFound` status that says this peer has none.
     fn group(&self, name: &str) -> Result<Arc<dyn crate::lookup::HostedGroup>, Status> {
         self.peer_set.hosted(name).ok_or_else(|| {
@@ -87,11 +94,13 @@ impl GroupcacheRpc for PeerHandler {
             key,
             substitute_for,
             held_only,
+            asker,
         } = request.into_inner();
         let hosted = self.group(&group)?;
         let substitute_for = parse_substitute_for(&substitute_for)?;
         // Read before the value: a copy made of it is as fresh as this position says.
         let (owner_epoch, owner_sequence) = self.peer_set.node().invalidations().position();
+        let tells_asker = self.tells(&asker);
         if held_only {
             return match hosted.serve_held(&key) {
                 Ok(Some(value)) => Ok(Response::new(GetResponse {
@@ -99,6 +108,7 @@ impl GroupcacheRpc for PeerHandler {
                     expires_in_ms: None,
                     owner_epoch,
                     owner_sequence,
+                    tells_asker,
                 })),
                 Ok(None) => Err(not_held()),
                 Err(err) => Err(to_status(&err)),
@@ -136,12 +146,13 @@ impl GroupcacheRpc for PeerHandler {
             .map_err(|err| to_status(&err))?;
         Ok(Response::new(GetResponse {
             value: served.value,
-            // Rounded up: a copy must not outlive the entry, and 0 would read as "expired".
+            // Rounded down: a copy must not outlive the entry.
             expires_in_ms: served
                 .expires_in
-                .map(|left| u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)),
+                .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
             owner_epoch,
             owner_sequence,
+            tells_asker,
         }))
     }
 
@@ -172,6 +183,12 @@ impl GroupcacheRpc for PeerHandler {
             clear,
         } = request.into_inner();
         let hosted = self.group(&group)?;
+        if keys.len() >= MAX_KEYS_PER_REMOVE {
+            return Err(malformed_request(&format!(
+                "a Remove names at most {MAX_KEYS_PER_REMOVE} keys, not {}",
+                keys.len() + 1
+            )));
+        }
         keys.insert(0, key);
         let unacknowledged = hosted
             .serve_remove(keys, clear, from_new_owner)
@@ -204,14 +221,15 @@ impl GroupcacheRpc for PeerHandler {
         let owner: GroupcachePeer = owner.parse().map_err(|_| {
             malformed_request("an invalidation must name its owner's address (host:port)")
         })?;
-        if after > last {
+        if last.checked_sub(after) != Some(invalidations.len() as u64) {
             return Err(malformed_request(
-                "an invalidation batch must not end before it starts",
+                "an invalidation batch numbered after..last must hold last - after invalidations",
             ));
         }
         let node = self.peer_set.node();
         // The copies first, then the lease's position: once a renewal sees the position, the
         // copies are gone.
+        let mut cleared: Vec<&str> = Vec::new();
         for invalidation in &invalidations {
             // A group this peer does not host holds nothing to drop; a key over the limit
             // was never stored.
@@ -219,7 +237,11 @@ impl GroupcacheRpc for PeerHandler {
                 continue;
             };
             if invalidation.all {
-                hosted.invalidated(None);
+                // One scan per group and batch, however many `clear`s it carries.
+                if !cleared.contains(&invalidation.group.as_str()) {
+                    cleared.push(&invalidation.group);
+                    hosted.invalidated(None);
+                }
             } else if node.check_key(&invalidation.key).is_ok() {
                 hosted.invalidated(Some(&invalidation.key));
             }
@@ -236,15 +258,19 @@ impl GroupcacheRpc for PeerHandler {
 
     async fn lease(
         &self,
-        _request: Request<LeaseRequest>,
+        request: Request<LeaseRequest>,
     ) -> Result<Response<LeaseResponse>, Status> {
         let (owner_epoch, owner_sequence) = self.peer_set.node().invalidations().position();
         Ok(Response::new(LeaseResponse {
             owner_epoch,
             owner_sequence,
+            tells_asker: self.tells(&request.get_ref().asker),
         }))
     }
 }
+
+/// Most keys in one `Remove` request (`remove_many` sends more in several).
+pub(crate) const MAX_KEYS_PER_REMOVE: usize = 1024;
 
 /// The answer to a write: the members that did not acknowledge it.
 fn written(unacknowledged: &[GroupcachePeer]) -> WriteResponse {

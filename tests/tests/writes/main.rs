@@ -3,6 +3,7 @@
 //! found by its sequence number; per-entry times to live and negative caching.
 
 mod everywhere;
+mod interleavings;
 mod lost;
 mod negative;
 mod races;
