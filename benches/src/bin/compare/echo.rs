@@ -42,6 +42,7 @@ impl Rpc for Echo {
             expires_in_ms: None,
             owner_epoch: u64::MAX / 3,
             owner_sequence: 0,
+            tells_asker: true,
         }))
     }
 
