@@ -559,8 +559,9 @@ fn after_a_write_only_a_node_cut_off_from_the_owner_serves_the_old_value_and_at_
 }
 
 #[test]
-#[ignore = "fails: a cut-off node's fallback copies outlive the lease after it last heard from \
-            the owner (see the comment); replay with GROUPCACHE_SIM_SEED=0"]
+#[ignore = "fails on 13 of seeds 0..20: a cut-off node's own copies (a fallback load's hot \
+            copy, or its main-cache copy as the owner's substitute) live the lease after the \
+            load, not after it last heard from the owner; replay with GROUPCACHE_SIM_SEED=1"]
 fn after_a_write_a_cut_off_node_serves_the_old_value_at_most_the_lease_after_it_last_heard_from_the_owner()
  {
     sweep(|seed| writes_race_gets(seed, Bound::LastHeard));
@@ -631,7 +632,12 @@ fn partitioned_copies_lapse(seed: u64, traffic: Traffic) {
         cluster.loader().set_generation(2);
         let removed = cluster.cache(B).remove_many(&keys).await.unwrap();
         let removed_at = now();
-        assert_eq!(removed.unacknowledged, vec![a], "only a missed it");
+        assert_eq!(removed.unacknowledged, vec![a.clone()], "only a missed it");
+        // Two more removals a misses (c's requests to a fail three times in a row).
+        for key in &keys[..2] {
+            let removed = cluster.cache(B).remove(key).await.unwrap();
+            assert_eq!(removed.unacknowledged, vec![a.clone()], "only a missed it");
+        }
         for node in [B, C] {
             for key in &keys {
                 assert_eq!(
