@@ -159,7 +159,7 @@ async fn converge(cluster: &SimCluster, keys: &[String], repaired: Duration, tra
 /// The hot copy lease of the race: short, so that the bound is crossed within the run.
 const LEASE: Duration = Duration::from_secs(1);
 /// How long gets and writes race.
-const RACE: Duration = Duration::from_secs(5);
+const RACE: Duration = Duration::from_secs(4);
 /// Pause between one reader's gets.
 const PACE: Duration = Duration::from_millis(10);
 /// Concurrent readers per node.
@@ -378,10 +378,10 @@ fn writes_race_gets(seed: u64, bound: Bound) {
         let origin = now();
         let until = origin + RACE;
         // The cut outlasts the lease, so that copies lapse during it; b goes down after it.
-        let cut_from = origin + millis(rng.u64(500..1200));
-        let cut_until = cut_from + LEASE + millis(rng.u64(300..1000));
-        let down_from = cut_until + millis(rng.u64(200..600));
-        let down_until = down_from + millis(rng.u64(600..1000));
+        let cut_from = origin + millis(rng.u64(400..900));
+        let cut_until = cut_from + LEASE + millis(rng.u64(300..800));
+        let down_from = cut_until + millis(rng.u64(200..400));
+        let down_until = down_from + millis(rng.u64(500..800));
 
         let log: Shared = Arc::default();
         let generation = Arc::new(AtomicU64::new(1));
@@ -571,7 +571,7 @@ fn after_a_write_a_cut_off_node_serves_the_old_value_at_most_the_lease_after_it_
 
 /// The lease of the partition scenario: long enough that the partitioned reader still serves
 /// its copies when the removal it missed returns (a peer timeout after the cut).
-const CUT_LEASE: Duration = Duration::from_secs(2);
+const CUT_LEASE: Duration = Duration::from_millis(1500);
 
 /// A get on the partitioned reader: when it started, what it saw, whether it was a hot hit.
 struct Seen {
