@@ -276,6 +276,9 @@ fn spawn_writer(
             // database now holds).
             let written = generation.fetch_add(1, Ordering::SeqCst) + 1;
             cluster.loader().set_generation(written);
+            // The write runs here, on the client's runtime, but its requests go out on the
+            // node's channels, whose connections live on the node's host: the network sees
+            // the node write (and a write on b when b crashes is dropped from the log).
             let group = cluster.cache(node);
             let started = now();
             let result = if set {
