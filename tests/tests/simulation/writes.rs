@@ -556,7 +556,7 @@ fn writes_race_gets(seed: u64, bound: Bound) {
 }
 
 #[test]
-#[ignore = "fails on seed 56 in about 2 replays of 5 (the found seeds 0..56 pass): a node \
+#[ignore = "fails on seed 56 in about 2 replays of 5 (seeds 0..56 passed before it): a node \
             that acknowledged a set serves the old value right after it returned, most likely \
             from the owner's substitute (b, just restarted, which did not acknowledge), to \
             which its open breaker on the owner routes the key; replay with \
