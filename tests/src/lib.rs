@@ -113,6 +113,9 @@ struct LoaderState {
     scripts: Mutex<HashMap<(Option<usize>, String), Script>>,
     generation: AtomicU64,
     gate: watch::Sender<bool>,
+    /// What [`ValueLoader::time_to_live`] reports for every value: `None`, the group's
+    /// default, unless a test sets one.
+    ttl: Mutex<Option<Duration>>,
 }
 
 /// A loader shared by every node of a cluster that counts its calls per node and per key and
@@ -140,6 +143,7 @@ impl CountingLoader {
                 scripts: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(1),
                 gate: watch::channel(false).0,
+                ttl: Mutex::new(None),
             }),
         }
     }
@@ -172,6 +176,13 @@ impl CountingLoader {
     /// Changes the values the loader returns from now on (to tell fresh from stale).
     pub fn set_generation(&self, generation: u64) {
         self.state.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// Sets the time to live the loader chooses for every value from now on (reported by
+    /// [`ValueLoader::time_to_live`], on every node); `None`, the default, leaves it to the
+    /// group.
+    pub fn set_ttl(&self, ttl: Option<Duration>) {
+        *self.state.ttl.lock().unwrap() = ttl;
     }
 
     /// The current value of `key`.
@@ -248,6 +259,10 @@ impl ValueLoader for CountingLoader {
             Script::Size(bytes) => return Ok("x".repeat(bytes)),
         }
         Ok(value_of(key, generation))
+    }
+
+    fn time_to_live(&self, _key: &str, _value: &String) -> Option<Duration> {
+        *self.state.ttl.lock().unwrap()
     }
 }
 

@@ -6,6 +6,7 @@
 //! `GROUPCACHE_SIM_SEED=<n>` to replay one (a failing run prints its seed).
 
 mod breakers;
+mod writes;
 
 use std::time::Duration;
 
