@@ -71,14 +71,15 @@ struct Queued {
 /// A write's invalidations, queued: what the members answer.
 pub(crate) struct Pending {
     write: Arc<Write>,
-    timeout: Duration,
+    /// The write timeout after the invalidations were queued.
+    deadline: tokio::time::Instant,
 }
 
 impl Pending {
     /// Waits until every member has answered, at most the write timeout; returns the members
     /// that did not acknowledge (failed, or no answer yet), sorted.
     pub(crate) async fn acknowledged(self) -> Vec<GroupcachePeer> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = self.deadline;
         loop {
             let settled = self.write.settled.notified();
             tokio::pin!(settled);
@@ -193,7 +194,7 @@ impl Invalidations {
         }
         Pending {
             write,
-            timeout: self.timeout,
+            deadline: tokio::time::Instant::now() + self.timeout,
         }
     }
 
@@ -209,6 +210,9 @@ impl Invalidations {
             {
                 let sent = batch.len() as u64;
                 let acknowledged = if client.is_out() {
+                    // Not sent; the probe (if its cool-down has passed) finds out whether the
+                    // member is back, as a get routed to it would.
+                    client.probe_if_due();
                     false
                 } else {
                     counters.invalidations_sent.add(sent);
