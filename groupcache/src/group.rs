@@ -172,9 +172,10 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     /// for telling the key's previous owner), plus the trip to a remote owner;
     /// [`Invalidated::unacknowledged`](crate::Invalidated::unacknowledged) names the members
     /// that did not answer in time. Then a `get` of `key` that starts on any member that
-    /// acknowledged returns the new value; a member that did not serves its old copy for at
-    /// most the hot copy lease ([`GroupcacheBuilder::hot_copy_lease`](crate::GroupcacheBuilder::hot_copy_lease))
-    /// after it last heard from the owner.
+    /// acknowledged returns the new value, unless that member routes the owner's keys to a
+    /// substitute because the owner does not answer it; a member that did not acknowledge, or
+    /// routes around the owner, serves old values for at most the hot copy lease
+    /// ([`GroupcacheBuilder::hot_copy_lease`](crate::GroupcacheBuilder::hot_copy_lease)) more.
     ///
     /// Loads and fetches already running for `key` anywhere still answer their current
     /// callers, but new callers start afresh, and nothing the old ones read is kept.

@@ -30,10 +30,11 @@ use crate::{Error, ErrorKind, GroupcachePeer};
 ///
 /// Every member that acknowledged has dropped its copies: a `get` started there afterwards
 /// returns the new value. A member named in `unacknowledged` did not answer within the
-/// bound (it is out, partitioned, or slow); it stops serving its old copies at most the hot
-/// copy lease ([`GroupcacheBuilder::hot_copy_lease`](crate::GroupcacheBuilder::hot_copy_lease))
-/// after it last heard from the owner, and finds the lost invalidation by its sequence number
-/// when it hears from the owner again.
+/// bound (it is out, partitioned, or slow); it serves old values for at most the hot copy
+/// lease ([`GroupcacheBuilder::hot_copy_lease`](crate::GroupcacheBuilder::hot_copy_lease))
+/// after the write returned, and finds the lost invalidation by its sequence number when it
+/// hears from the owner again. So does a member that routes the owner's keys to a substitute
+/// because the owner does not answer it.
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invalidated {
