@@ -152,7 +152,7 @@ impl Invalidations {
     /// still told everyone. Await [`Pending::acknowledged`] for the members' answers.
     pub(crate) fn enqueue(
         &self,
-        invalidations: Vec<Invalidation>,
+        invalidations: &[Invalidation],
         members: Vec<Arc<PeerClient>>,
     ) -> Pending {
         let members: Vec<Arc<PeerClient>> = members

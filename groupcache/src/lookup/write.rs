@@ -242,7 +242,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
         // Numbered and queued before anything is awaited: a caller that goes away now (or a
         // handler cut off at its deadline) has still told everyone.
-        let pending = self.enqueue(keys.iter().map(|key| self.invalidation(key)).collect());
+        let invalidations: Vec<Invalidation> =
+            keys.iter().map(|key| self.invalidation(key)).collect();
+        let pending = self.enqueue(&invalidations);
         futures_util::future::join_all(keys.iter().map(|key| self.tell_previous_owner(key))).await;
         pending.acknowledged().await
     }
@@ -250,7 +252,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     /// As the owner of its keys: drops every key of the group here and tells every member.
     pub(crate) async fn apply_clear(&self) -> Vec<GroupcachePeer> {
         self.drop_all();
-        let pending = self.enqueue(vec![Invalidation {
+        let pending = self.enqueue(&[Invalidation {
             group: self.name.to_string(),
             key: String::new(),
             all: true,
@@ -297,7 +299,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             self.main.remove(key);
         }
         self.publish_sizes();
-        let pending = self.enqueue(vec![self.invalidation(key)]);
+        let pending = self.enqueue(&[self.invalidation(key)]);
         self.tell_previous_owner(key).await;
         pending.acknowledged().await
     }
@@ -310,7 +312,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         }
     }
 
-    fn enqueue(&self, invalidations: Vec<Invalidation>) -> Pending {
+    fn enqueue(&self, invalidations: &[Invalidation]) -> Pending {
         self.node
             .invalidations()
             .enqueue(invalidations, self.node.routing().clients())
