@@ -199,6 +199,10 @@ counters! {
     /// Loads skipped because the owner had cached the key's `NotFound`
     /// ([`GroupBuilder::not_found_ttl`](crate::GroupBuilder::not_found_ttl)).
     negative_hits => "negative_hits_total",
+    /// `GetMany` requests this peer sent for [`Group::get_many`](crate::Group::get_many): one
+    /// per owner and batch of at most [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) keys.
+    /// The owner counts each as one of its `server_requests`.
+    peer_batches => "peer_batches_total",
 }
 
 counters! {
