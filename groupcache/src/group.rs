@@ -170,8 +170,8 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     /// caches are answered without a request; keys this peer owns are loaded here. The missing
     /// keys of each other owner are asked for in one `GetMany` request (of at most
     /// [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) keys: more are split into several
-    /// requests, sent at once). Keys whose owner is out go to its substitute one by one, as a
-    /// `get` sends them. A duplicate key shares its first occurrence's lookup.
+    /// requests, sent at once; not hedged). Keys whose owner is out go to its substitute one by
+    /// one, as a `get` sends them. A duplicate key shares its first occurrence's lookup.
     ///
     /// # Concurrent calls, giving up
     ///

@@ -419,6 +419,7 @@ mod tests {
                 "hedge_wins" => &counters.hedge_wins,
                 "sets" => &counters.sets,
                 "negative_hits" => &counters.negative_hits,
+                "peer_batches" => &counters.peer_batches,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -431,6 +432,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.negative_hits, Counters::NAMES.len() as u64);
+        assert_eq!(back.peer_batches, Counters::NAMES.len() as u64);
     }
 }

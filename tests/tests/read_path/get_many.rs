@@ -281,6 +281,38 @@ async fn a_batch_over_the_key_limit_is_split_into_several_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_do_not_fit_in_one_reply_are_asked_for_one_by_one() {
+    within_limit(async {
+        // Replies of at most 1,000 + 1,024 bytes of framing: two values of 900 bytes each.
+        let cluster = ClusterSpec::new(2)
+            .configure(|_, b| {
+                b.peer_timeout(PATIENT)
+                    .handoff_window(Duration::ZERO)
+                    .max_value_size(1000)
+            })
+            .start()
+            .await;
+        let keys = keys_owned_by(&cluster, 1, "big", 5);
+        for key in &keys {
+            cluster.loader.script(key, Script::Size(900));
+        }
+        let found = cluster.node(0).get_many(&keys).await;
+        for found in found {
+            assert_eq!(found.unwrap(), "x".repeat(900));
+        }
+        assert_eq!(cluster.node(0).stats().peer_batches, 1);
+        assert_eq!(
+            cluster.node(1).stats().server_requests,
+            4,
+            "the batch, then a Get for each of the 3 values that did not fit"
+        );
+        assert_eq!(cluster.node(1).stats().local_loads, 5, "each loaded once");
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_refuses_a_request_over_its_limits_and_keeps_serving() {
     within_limit(async {
         let cluster = patient(1).await;
