@@ -67,7 +67,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             let next = pending.len();
             let slot = *slot_of.entry(key.as_str()).or_insert(next);
             if slot == next {
-                pending.push((key.as_str(), self.start(key, &context, &mut batches)));
+                pending.push((key.as_str(), self.start(key, context, &mut batches)));
             }
             slots.push(slot);
         }
@@ -107,7 +107,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     fn start(
         self: &Arc<Self>,
         key: &str,
-        context: &Option<TraceContext>,
+        context: Option<TraceContext>,
         batches: &mut Batches<V>,
     ) -> Pending<V> {
         self.counters.gets.bump();
@@ -125,7 +125,6 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self.counters.loads.bump();
         let this = Arc::clone(self);
         let owned = key.to_owned();
-        let context = context.clone();
         let ticket = self.fetches.join(key, |superseded| {
             let span = tracing::debug_span!("groupcache.fetch");
             let work: BoxFuture<'static, _> = match this.node.route(key) {
@@ -201,7 +200,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         let span = tracing::debug_span!("groupcache.fetch_batch", keys = batch.len());
         tokio::spawn(
             Arc::clone(self)
-                .fetch_batch(Arc::clone(client), batch, context.cloned())
+                .fetch_batch(Arc::clone(client), batch, context.copied())
                 .instrument(span),
         );
     }
@@ -299,7 +298,6 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         let client = &client;
         join_all(rest.into_iter().map(|(led, failed)| {
             let this = Arc::clone(&self);
-            let context = context.clone();
             async move {
                 let (route, attempt) = if failed {
                     (this.node.routing().route_around(&led.key, client.peer()), 1)
@@ -340,7 +338,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     ) -> Vec<Result<Served, Error>> {
         join_all(
             keys.into_iter()
-                .map(|key| Arc::clone(&self).serve_get_now(key, None, context.clone())),
+                .map(|key| Arc::clone(&self).serve_get_now(key, None, context)),
         )
         .await
     }
