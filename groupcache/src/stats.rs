@@ -160,9 +160,9 @@ counters! {
     /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
     /// error; never bypassed by a local load).
     auth_failures => "auth_failures_total",
-    /// `Get` and `Remove` requests for this group received from other peers. Not counted: a new
-    /// owner's warm-handoff asks ("do you still hold it?"), which that owner counts as
-    /// `handoff_hits` and `handoff_misses`.
+    /// `Get`, `GetMany` (one each, however many keys) and `Remove` requests for this group
+    /// received from other peers. Not counted: a new owner's warm-handoff asks ("do you still
+    /// hold it?"), which that owner counts as `handoff_hits` and `handoff_misses`.
     server_requests => "server_requests_total",
     /// Calls to `remove`, `remove_many` and `clear` on this peer.
     removes => "removes_total",

@@ -298,9 +298,9 @@ fn is_batch(path: &str) -> bool {
 /// ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout)), whatever server
 /// hosts the service: a stream that sends its headers and never its body is answered with
 /// `DeadlineExceeded` and closed then. A `GetMany` may be as large as
-/// [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) reads. A request that tonic refuses before it reaches the
-/// handler (over the request size limit, or not decodable, such as a key that is not UTF-8)
-/// gets `InvalidArgument`.
+/// [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) reads. A request that tonic refuses
+/// before it reaches the handler (over the request size limit, or not decodable, such as a key
+/// that is not UTF-8) gets `InvalidArgument`.
 pub struct GroupcacheService {
     /// Reads, with the read request limit; `writes`, the same handler with the write limit;
     /// `batches`, with the `GetMany` limit.
