@@ -58,6 +58,15 @@ impl Config {
             .saturating_add(MESSAGE_OVERHEAD)
     }
 
+    /// Limit of a `GetMany` request message: as large as [`MAX_BATCH_KEYS`] read requests, so
+    /// that a batch of keys of the maximum length always fits (about 290 KiB by default).
+    ///
+    /// [`MAX_BATCH_KEYS`]: crate::defaults::MAX_BATCH_KEYS
+    pub(crate) fn max_batch_request_size(&self) -> usize {
+        self.max_request_size()
+            .saturating_mul(crate::defaults::MAX_BATCH_KEYS)
+    }
+
     /// Limit of a write request message (`Set`, `Remove`, `Invalidate`): a value of the
     /// maximum size, or a batch of keys as large, plus framing.
     pub(crate) fn max_write_size(&self) -> usize {

@@ -16,6 +16,7 @@
 //! | connect timeout | [`CONNECT_TIMEOUT`] (1 s) | [`GroupcacheBuilder::connect_timeout`] |
 //! | maximum key length | [`MAX_KEY_LEN`] (1 KiB) | [`GroupcacheBuilder::max_key_len`] |
 //! | maximum value size | [`MAX_VALUE_SIZE`] (8 MiB) | [`GroupcacheBuilder::max_value_size`] |
+//! | keys per `GetMany` request | [`MAX_BATCH_KEYS`] (256) | fixed: [`Group::get_many`] splits larger batches |
 //! | virtual nodes | [`VIRTUAL_NODES`] (768) | [`GroupcacheBuilder::virtual_nodes`] |
 //! | peer failure threshold | [`PEER_FAILURE_THRESHOLD`] (3) | [`GroupcacheBuilder::peer_failure_threshold`] |
 //! | peer cool-down | [`PEER_COOL_DOWN`] (5 s) | [`GroupcacheBuilder::peer_cool_down`] |
@@ -42,6 +43,7 @@
 //! [`GroupcacheBuilder::connect_timeout`]: crate::GroupcacheBuilder::connect_timeout
 //! [`GroupcacheBuilder::max_key_len`]: crate::GroupcacheBuilder::max_key_len
 //! [`GroupcacheBuilder::max_value_size`]: crate::GroupcacheBuilder::max_value_size
+//! [`Group::get_many`]: crate::Group::get_many
 //! [`GroupcacheBuilder::virtual_nodes`]: crate::GroupcacheBuilder::virtual_nodes
 //! [`GroupcacheBuilder::max_concurrent_streams`]: crate::GroupcacheBuilder::max_concurrent_streams
 //! [`GroupcacheBuilder::peer_failure_threshold`]: crate::GroupcacheBuilder::peer_failure_threshold
@@ -71,6 +73,12 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Maximum key length: 1 KiB.
 pub const MAX_KEY_LEN: usize = 1024;
+/// Most keys in one `GetMany` request (one batch of [`Group::get_many`](crate::Group::get_many)
+/// to one owner): 256. A larger batch for one owner is sent as several requests; an owner
+/// refuses a request with more keys (`InvalidArgument`). With keys of the maximum length the
+/// request is at most 256 `Get` requests' worth of bytes (~290 KiB by default), the limit the
+/// service sets for `GetMany`; the reply is held to the reply limit, as for `Get`.
+pub const MAX_BATCH_KEYS: usize = 256;
 /// Points per peer on the hash ring: 768.
 pub const VIRTUAL_NODES: usize = crate::ring::DEFAULT_VNODES;
 /// Maximum encoded value size: 8 MiB.

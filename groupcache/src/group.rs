@@ -15,7 +15,8 @@ use crate::{Error, GroupcachePeer};
 /// groupcache's `Group`). From [`Groupcache::group`](crate::Groupcache::group).
 ///
 /// Cloning is cheap and every clone is the same group. See the [crate docs](crate) for the
-/// semantics; [`get`](Self::get) and [`remove`](Self::remove) state their contracts.
+/// semantics; [`get`](Self::get), [`get_many`](Self::get_many) and [`remove`](Self::remove)
+/// state their contracts.
 pub struct Group<V> {
     state: Arc<GroupState<V>>,
 }
@@ -160,6 +161,97 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
             telemetry.observe_get(outcome, started.elapsed());
         }
         result
+    }
+
+    /// Returns the values of `keys`, in their order, with one result each: one request to
+    /// each owner for all of its keys instead of one per key.
+    ///
+    /// Each key is looked up as by [`get`](Self::get): hits in this peer's hot and main
+    /// caches are answered without a request; keys this peer owns are loaded here. The missing
+    /// keys of each other owner are asked for in one `GetMany` request (of at most
+    /// [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) keys: more are split into several
+    /// requests, sent at once; not hedged). Keys whose owner is out go to its substitute one by
+    /// one, as a `get` sends them. A duplicate key shares its first occurrence's lookup.
+    ///
+    /// # Concurrent calls, giving up
+    ///
+    /// Each key joins the same flights as a `get` of it: a key already being fetched (by a
+    /// `get` or another `get_many`) waits for that fetch, and a `get` that starts while this
+    /// call fetches a key waits for this call's. So each key is still loaded once in the
+    /// cluster and asked for at most once per peer (rule 2), however batches and single gets
+    /// overlap. The requests run in tasks of their own: a caller that stops waiting cancels
+    /// none of them (rule 3).
+    ///
+    /// # Errors
+    ///
+    /// Per key: one key's error does not fail the others. Each error is the one
+    /// [`get`](Self::get) would have returned for that key (for example
+    /// [`ErrorKind::KeyTooLong`](crate::ErrorKind::KeyTooLong) for that key alone, or the
+    /// owner's loader error). If an owner's batch request fails in transport, each of its keys
+    /// goes on as a `get` of it would after its request failed (the key's substitute, then a
+    /// load here), within the same peer timeout.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime: fetches run as tokio tasks.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use groupcache::{BoxError, Groupcache, NotFound, ValueLoader};
+    /// # struct Users;
+    /// # #[groupcache::async_trait]
+    /// # impl ValueLoader for Users {
+    /// #     type Value = String;
+    /// #     async fn load(&self, key: &str) -> Result<String, BoxError> {
+    /// #         key.strip_prefix("user-").map(|id| format!("user #{id}")).ok_or_else(|| NotFound.into())
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cache = Groupcache::builder("127.0.0.1:8080".parse::<std::net::SocketAddr>()?).build();
+    /// # let users = cache.group("users", Users).build()?;
+    /// use groupcache::ErrorKind;
+    ///
+    /// let found = users.get_many(["user-1", "nobody", "user-2", "user-1"]).await;
+    /// assert_eq!(found[0].as_deref().ok(), Some("user #1"));
+    /// assert_eq!(found[1].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+    /// assert_eq!(found[2].as_deref().ok(), Some("user #2"));
+    /// assert_eq!(found[3].as_deref().ok(), Some("user #1"));
+    /// assert_eq!(users.stats().local_loads, 2, "user-1 loaded once");
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_many<K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Vec<Result<V, Error>> {
+        let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        let state = &self.state;
+        let started = state.telemetry().map(|_| Instant::now());
+        let span = tracing::debug_span!(
+            "groupcache.get_many",
+            group = %state.name(),
+            keys = keys.len(),
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        let found = if span.is_disabled() {
+            state.get_many(&keys, TraceContext::current()).await
+        } else {
+            let context =
+                TraceContext::current().map_or_else(TraceContext::new_root, |c| c.child());
+            span.record("trace_id", context.trace_id().as_str());
+            span.record("span_id", context.span_id().as_str());
+            state.get_many(&keys, Some(context)).instrument(span).await
+        };
+        // Every key took as long as the whole call.
+        if let (Some(telemetry), Some(started)) = (state.telemetry(), started) {
+            let elapsed = started.elapsed();
+            for (_, outcome) in &found {
+                telemetry.observe_get(*outcome, elapsed);
+            }
+        }
+        found.into_iter().map(|(result, _)| result).collect()
     }
 
     /// Removes `key` everywhere: from its owner, and from every peer's copies.

@@ -54,6 +54,9 @@
 //! 5. The owner's `peer/server.rs` finds the group in `peer_set.rs` and enters `lookup.rs` at
 //!    its peer entry point: main tier or the same load flight, never forwarded.
 //!
+//! [`Group::get_many`] takes the same steps per key; `lookup/batch.rs` sends each owner's
+//! keys in one `GetMany` request (`peer/client/batch.rs`, answered in `peer/server/batch.rs`).
+//!
 //! [`Groupcache`] (`groupcache.rs`) owns the peer set: groups, membership, the service.
 //! Errors cross the wire in `peer/status.rs`; counters are declared once in `stats.rs`.
 //!

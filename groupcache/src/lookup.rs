@@ -34,6 +34,7 @@ use crate::telemetry::Telemetry;
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer, NotFound, ValueLoader};
 
+mod batch;
 mod write;
 
 pub use self::write::Invalidated;
@@ -331,14 +332,29 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         if let Some(entry) = self.hot.get(&key) {
             return found(entry, Outcome::HotHit);
         }
-        let mut route = self.node.route(&key);
+        let route = self.node.route(&key);
+        let started = tokio::time::Instant::now();
+        self.fetch_routed(key, superseded, context, route, (started, 0))
+            .await
+    }
+
+    /// [`GroupState::fetch`] from `route` on, at attempt `first` of the fetch that started at
+    /// `started` (a batched fetch whose request failed goes on at attempt 1).
+    async fn fetch_routed(
+        self: Arc<Self>,
+        key: String,
+        superseded: Superseded,
+        context: Option<TraceContext>,
+        mut route: Route,
+        (started, first): (tokio::time::Instant, usize),
+    ) -> Result<Fetched<V>, Error> {
+        let found = |entry, outcome| Ok(Fetched { entry, outcome });
         let peer_context = context.as_ref().map(TraceContext::child);
         // At most two peers are asked, within one peer timeout in all (rule 10): the owner
         // (or its substitute, if the owner is out), then, if that one does not answer and
         // time is left, the next substitute. Then this peer loads.
         let budget = self.node.config().peer_timeout;
-        let started = tokio::time::Instant::now();
-        for attempt in 0..2 {
+        for attempt in first..2 {
             let left = budget.saturating_sub(started.elapsed());
             if attempt > 0
                 && left < budget / 10
@@ -923,7 +939,6 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> Result<Served, Error> {
-        self.counters.server_requests.bump();
         self.check_key(&key)?;
         let keep = match substitute_for {
             Some(owner)
@@ -1010,6 +1025,13 @@ pub(crate) trait HostedGroup: Send + Sync + 'static {
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> BoxFuture<'static, Result<Served, Error>>;
+    /// Answers a peer's `GetMany`: each key as `serve_get` answers it, concurrently; one
+    /// result per key, in order.
+    fn serve_get_many(
+        self: Arc<Self>,
+        keys: Vec<String>,
+        context: Option<TraceContext>,
+    ) -> BoxFuture<'static, Vec<Result<Served, Error>>>;
     /// Answers a peer's `held_only` `Get`: the encoded value if this peer holds it.
     fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error>;
     /// Answers a peer's `Remove` of `keys` (or of every key, `clear`) as their owner: the
@@ -1044,7 +1066,17 @@ impl<V: Clone + Send + Sync + 'static> HostedGroup for GroupState<V> {
         substitute_for: Option<GroupcachePeer>,
         context: Option<TraceContext>,
     ) -> BoxFuture<'static, Result<Served, Error>> {
+        self.counters.server_requests.bump();
         Box::pin(self.serve_get_now(key, substitute_for, context))
+    }
+
+    fn serve_get_many(
+        self: Arc<Self>,
+        keys: Vec<String>,
+        context: Option<TraceContext>,
+    ) -> BoxFuture<'static, Vec<Result<Served, Error>>> {
+        self.counters.server_requests.bump();
+        Box::pin(self.serve_get_many_now(keys, context))
     }
 
     fn serve_held(&self, key: &str) -> Result<Option<Bytes>, Error> {

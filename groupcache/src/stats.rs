@@ -160,9 +160,9 @@ counters! {
     /// Peer RPCs this peer sent that the owner refused with `Unauthenticated` (a configuration
     /// error; never bypassed by a local load).
     auth_failures => "auth_failures_total",
-    /// `Get` and `Remove` requests for this group received from other peers. Not counted: a new
-    /// owner's warm-handoff asks ("do you still hold it?"), which that owner counts as
-    /// `handoff_hits` and `handoff_misses`.
+    /// `Get`, `GetMany` (one each, however many keys) and `Remove` requests for this group
+    /// received from other peers. Not counted: a new owner's warm-handoff asks ("do you still
+    /// hold it?"), which that owner counts as `handoff_hits` and `handoff_misses`.
     server_requests => "server_requests_total",
     /// Calls to `remove`, `remove_many` and `clear` on this peer.
     removes => "removes_total",
@@ -199,6 +199,10 @@ counters! {
     /// Loads skipped because the owner had cached the key's `NotFound`
     /// ([`GroupBuilder::not_found_ttl`](crate::GroupBuilder::not_found_ttl)).
     negative_hits => "negative_hits_total",
+    /// `GetMany` requests this peer sent for [`Group::get_many`](crate::Group::get_many): one
+    /// per owner and batch of at most [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) keys.
+    /// The owner counts each as one of its `server_requests`.
+    peer_batches => "peer_batches_total",
 }
 
 counters! {
@@ -415,6 +419,7 @@ mod tests {
                 "hedge_wins" => &counters.hedge_wins,
                 "sets" => &counters.sets,
                 "negative_hits" => &counters.negative_hits,
+                "peer_batches" => &counters.peer_batches,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -427,6 +432,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.negative_hits, Counters::NAMES.len() as u64);
+        assert_eq!(back.peer_batches, Counters::NAMES.len() as u64);
     }
 }

@@ -26,6 +26,10 @@ use crate::telemetry::{MetricNames, PeerResult, PeerTelemetry};
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer};
 
+mod batch;
+
+pub(crate) use self::batch::KeyReply;
+
 /// Interval of HTTP/2 pings on every peer connection, busy or idle.
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// A connection whose ping is unanswered this long is closed and reopened on the next request.

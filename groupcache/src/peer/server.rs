@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use groupcache_pb::v2::groupcache_server::{Groupcache as GroupcacheRpc, GroupcacheServer};
 use groupcache_pb::v2::{
-    DescribeRequest, DescribeResponse, GetRequest, GetResponse, InvalidateRequest,
-    InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest, WriteResponse,
+    DescribeRequest, DescribeResponse, GetManyRequest, GetManyResponse, GetRequest, GetResponse,
+    InvalidateRequest, InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest,
+    WriteResponse,
 };
 use tonic::body::Body;
 use tonic::codegen::BoxFuture;
@@ -27,6 +28,8 @@ use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+mod batch;
 
 /// The request handler: finds the group, validates, then answers from this peer's caches or
 /// its loader.
@@ -146,14 +149,18 @@ impl GroupcacheRpc for PeerHandler {
             .map_err(|err| to_status(&err))?;
         Ok(Response::new(GetResponse {
             value: served.value,
-            // Rounded down: a copy must not outlive the entry.
-            expires_in_ms: served
-                .expires_in
-                .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+            expires_in_ms: expires_in_ms(served.expires_in),
             owner_epoch,
             owner_sequence,
             tells_asker,
         }))
+    }
+
+    async fn get_many(
+        &self,
+        request: Request<GetManyRequest>,
+    ) -> Result<Response<GetManyResponse>, Status> {
+        batch::get_many(self, request).await
     }
 
     async fn describe(
@@ -272,6 +279,12 @@ impl GroupcacheRpc for PeerHandler {
 /// Most keys in one `Remove` request (`remove_many` sends more in several).
 pub(crate) const MAX_KEYS_PER_REMOVE: usize = 1024;
 
+/// What an entry has left to live, for a reply: rounded down, since a copy must not outlive
+/// the entry.
+fn expires_in_ms(left: Option<Duration>) -> Option<u64> {
+    left.map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The answer to a write: the members that did not acknowledge it.
 fn written(unacknowledged: &[GroupcachePeer]) -> WriteResponse {
     WriteResponse {
@@ -284,6 +297,12 @@ fn written(unacknowledged: &[GroupcachePeer]) -> WriteResponse {
 fn is_write(path: &str) -> bool {
     path.strip_prefix("/groupcache.v2.Groupcache/")
         .is_some_and(|method| matches!(method, "Set" | "Remove" | "Invalidate"))
+}
+
+/// Whether a request is a `GetMany`, a read of many keys held to its own limit (see
+/// [`Config::max_batch_request_size`]).
+fn is_batch(path: &str) -> bool {
+    path == "/groupcache.v2.Groupcache/GetMany"
 }
 
 /// The peer-to-peer gRPC service of one [`Groupcache`](crate::Groupcache) and every group it
@@ -304,13 +323,16 @@ fn is_write(path: &str) -> bool {
 /// Every request must arrive in full and be answered within the peer timeout
 /// ([`GroupcacheBuilder::peer_timeout`](crate::GroupcacheBuilder::peer_timeout)), whatever server
 /// hosts the service: a stream that sends its headers and never its body is answered with
-/// `DeadlineExceeded` and closed then. A request that tonic refuses before it reaches the
-/// handler (over the request size limit, or not decodable, such as a key that is not UTF-8)
-/// gets `InvalidArgument`.
+/// `DeadlineExceeded` and closed then. A `GetMany` may be as large as
+/// [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) reads. A request that tonic refuses
+/// before it reaches the handler (over the request size limit, or not decodable, such as a key
+/// that is not UTF-8) gets `InvalidArgument`.
 pub struct GroupcacheService {
-    /// Reads, with the read request limit; `writes`, the same handler with the write limit.
+    /// Reads, with the read request limit; `writes`, the same handler with the write limit;
+    /// `batches`, with the `GetMany` limit.
     server: GroupcacheServer<PeerHandler>,
     writes: GroupcacheServer<PeerHandler>,
+    batches: GroupcacheServer<PeerHandler>,
     /// Checked before a request reaches the handler, or even has its body read.
     gate: Arc<Gate>,
 }
@@ -363,6 +385,7 @@ impl GroupcacheService {
         let config = peer_set.node().config();
         let requests = config.max_request_size();
         let write_requests = config.max_write_size();
+        let batch_requests = config.max_batch_request_size();
         let replies = config.max_reply_size();
         let gate = Arc::new(Gate {
             token: peer_set.token_check(),
@@ -373,12 +396,16 @@ impl GroupcacheService {
         let server = GroupcacheServer::from_arc(Arc::clone(&handler))
             .max_decoding_message_size(requests)
             .max_encoding_message_size(replies);
-        let writes = GroupcacheServer::from_arc(handler)
+        let writes = GroupcacheServer::from_arc(Arc::clone(&handler))
             .max_decoding_message_size(write_requests)
+            .max_encoding_message_size(replies);
+        let batches = GroupcacheServer::from_arc(handler)
+            .max_decoding_message_size(batch_requests)
             .max_encoding_message_size(replies);
         GroupcacheService {
             server,
             writes,
+            batches,
             gate,
         }
     }
@@ -389,6 +416,7 @@ impl Clone for GroupcacheService {
         GroupcacheService {
             server: self.server.clone(),
             writes: self.writes.clone(),
+            batches: self.batches.clone(),
             gate: Arc::clone(&self.gate),
         }
     }
@@ -417,8 +445,11 @@ impl tower_service::Service<http::Request<Body>> for GroupcacheService {
         if let Some(refusal) = self.gate.refuse(&request) {
             return Box::pin(std::future::ready(Ok(refusal)));
         }
-        let answer = if is_write(request.uri().path()) {
+        let path = request.uri().path();
+        let answer = if is_write(path) {
             self.writes.call(request)
+        } else if is_batch(path) {
+            self.batches.call(request)
         } else {
             self.server.call(request)
         };

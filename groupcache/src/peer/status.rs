@@ -260,12 +260,67 @@ pub(crate) fn from_status(
     }
 }
 
+/// One key's failure in a `GetMany` answer, as its `KeyResult` fields: the status code,
+/// message and `groupcache-error` mark a `Get` of the key would have been answered with.
+pub(crate) fn to_key_status(err: &Error) -> (u32, String, String) {
+    let status = to_status(err);
+    let mark = status
+        .metadata()
+        .get(ERROR_KIND_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let code = u32::try_from(i32::from(status.code())).unwrap_or(2);
+    (code, status.message().to_owned(), mark)
+}
+
+/// Classifies one key's failure in a `GetMany` answer exactly as [`from_status`] classifies
+/// the status of a `Get`.
+pub(crate) fn from_key_status(
+    (code, message, mark): (u32, &str, &str),
+    group: &str,
+    key: &str,
+    peer: &GroupcachePeer,
+) -> PeerFailure {
+    let code = Code::from(i32::try_from(code).unwrap_or(2));
+    let mut status = Status::new(code, message);
+    if !mark.is_empty()
+        && let Ok(mark) = MetadataValue::try_from(mark)
+    {
+        status.metadata_mut().insert(ERROR_KIND_KEY, mark);
+    }
+    from_status(&status, group, key, peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn peer() -> GroupcachePeer {
         "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn a_key_status_in_a_batch_classifies_as_a_get_status_would() {
+        for kind in [
+            ErrorKind::Loader,
+            ErrorKind::NotFound,
+            ErrorKind::KeyTooLong,
+            ErrorKind::Abandoned,
+        ] {
+            let err = Error::new(kind, "why");
+            let (code, message, mark) = to_key_status(&err);
+            let batched = from_key_status((code, &message, &mark), "g", "k", &peer());
+            let single = from_status(&to_status(&err), "g", "k", &peer());
+            match (batched, single) {
+                (PeerFailure::Answer(a), PeerFailure::Answer(b))
+                | (PeerFailure::Transport(a), PeerFailure::Transport(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "{kind:?}");
+                    assert_eq!(a.detail(), b.detail(), "{kind:?}");
+                }
+                (a, b) => panic!("{kind:?}: batched {a:?}, single {b:?}"),
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! start's setup, `Describe`, a model-based sequence, and which public types are `Send + Sync`.
 
 mod cluster;
+mod get_many;
 mod groups;
 mod introspection;
 mod loader_trace;

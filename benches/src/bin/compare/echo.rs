@@ -7,8 +7,9 @@ use bytes::Bytes;
 use groupcache_pb::v2::groupcache_client::GroupcacheClient;
 use groupcache_pb::v2::groupcache_server::{Groupcache as Rpc, GroupcacheServer};
 use groupcache_pb::v2::{
-    DescribeRequest, DescribeResponse, GetRequest, GetResponse, InvalidateRequest,
-    InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest, WriteResponse,
+    DescribeRequest, DescribeResponse, GetManyRequest, GetManyResponse, GetRequest, GetResponse,
+    InvalidateRequest, InvalidateResponse, LeaseRequest, LeaseResponse, RemoveRequest, SetRequest,
+    WriteResponse,
 };
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
@@ -64,6 +65,15 @@ impl Rpc for Echo {
         _request: Request<InvalidateRequest>,
     ) -> Result<Response<InvalidateResponse>, Status> {
         Ok(Response::new(InvalidateResponse {}))
+    }
+
+    async fn get_many(
+        &self,
+        _request: Request<GetManyRequest>,
+    ) -> Result<Response<GetManyResponse>, Status> {
+        Err(Status::unimplemented(
+            "an echo server answers single gets only",
+        ))
     }
 
     async fn lease(

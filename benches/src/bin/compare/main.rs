@@ -19,6 +19,7 @@ mod fanout;
 mod fault_proxy;
 mod faults;
 mod floors;
+mod get_many;
 mod go;
 mod measure;
 mod ours;
@@ -172,6 +173,10 @@ fn main() {
         if wanted("Zipf") {
             eprintln!("[{:>5.1}s] Zipf mix", started.elapsed().as_secs_f64());
             zipf::zipf(&plan, &mut rows).await;
+        }
+        if wanted("get_many") {
+            eprintln!("[{:>5.1}s] get_many", started.elapsed().as_secs_f64());
+            get_many::get_many(&plan, &mut rows).await;
         }
         if wanted("remove") {
             eprintln!("[{:>5.1}s] remove", started.elapsed().as_secs_f64());
