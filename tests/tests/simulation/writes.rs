@@ -540,9 +540,19 @@ fn writes_race_gets(seed: u64, bound: Bound) {
             writes.iter().filter(cut_short).count() >= 1,
             "seed {seed}: no write missed a node across the partition"
         );
+        // The crash reached the writes: one missed b, or one on b was cut short by it, or one
+        // failed (a write whose owner b's absence made unreachable). In 1 seed of 1,000 the
+        // writes of b's short down time all went elsewhere and failed or were cut short.
+        let cut_by_crash = log
+            .writes
+            .iter()
+            .filter(|w| w.node == B && w.started < down_until && down_from < w.returned)
+            .count();
         assert!(
-            writes.iter().any(|w| w.unacknowledged.contains(&B)),
-            "seed {seed}: no write missed the crashed node"
+            writes.iter().any(|w| w.unacknowledged.contains(&B))
+                || cut_by_crash > 0
+                || log.failed_writes > 0,
+            "seed {seed}: no write missed the crashed node, was cut short by it, or failed"
         );
         assert!(cluster.stats(A).peer_errors > 0 && cluster.stats(C).peer_errors > 0);
 
@@ -804,18 +814,20 @@ fn copies_live_no_longer_than_the_owners_entry(seed: u64) {
             a_gone - loaded,
             b_gone - loaded
         );
-        // The owner answered with what its entry had left (to the millisecond), and the
-        // answer took up to one message latency to arrive: the copy ends within a tick
-        // before the entry and a latency (plus a get's pace, 5 ms) after.
+        // The owner answered with what its entry had left (rounded down to the millisecond),
+        // and the asker counts it from when it sent its request: the copy ends at most the
+        // request's latency plus a millisecond (and a tick) before the entry, and never after
+        // it (but for the pace of the gets that notice, 5 ms, and a tick). The entry itself
+        // began up to a latency after `loaded` (the client's get travelled to c).
         for (node, gone, hits) in [(A, a_gone, a_hits), (B, b_gone, b_hits)] {
             assert!(hits >= 5, "node {node}: {hits} hot hits");
             assert!(
-                gone + TICKS >= loaded + TTL,
+                gone + groupcache_tests::sim::MAX_LATENCY + millis(1) + TICKS >= loaded + TTL,
                 "node {node}: its copy ended {:?} after the load",
                 gone - loaded
             );
             assert!(
-                gone <= loaded + TTL + millis(50),
+                gone <= loaded + groupcache_tests::sim::MAX_LATENCY + TTL + millis(5) + TICKS,
                 "node {node}: its copy outlived the owner's entry: {:?} after the load",
                 gone - loaded
             );
