@@ -240,8 +240,11 @@ impl GroupcacheRpc for PeerHandler {
         for invalidation in &invalidations {
             // A group this peer does not host holds nothing to drop; a key over the limit
             // was never stored.
-            let Some(hosted) = self.peer_set.hosted(&invalidation.group) else {
-                continue;
+            // A `match`, not `let else`: older `async-trait` releases (within the manifest's
+            // floor) do not rewrite `self` inside `let else`.
+            let hosted = match self.peer_set.hosted(&invalidation.group) {
+                Some(hosted) => hosted,
+                None => continue,
             };
             if invalidation.all {
                 // One scan per group and batch, however many `clear`s it carries.
