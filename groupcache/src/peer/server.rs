@@ -242,6 +242,7 @@ impl GroupcacheRpc for PeerHandler {
             // was never stored.
             // A `match`, not `let else`: older `async-trait` releases (within the manifest's
             // floor) do not rewrite `self` inside `let else`.
+            #[allow(clippy::manual_let_else, reason = "see above")]
             let hosted = match self.peer_set.hosted(&invalidation.group) {
                 Some(hosted) => hosted,
                 None => continue,
