@@ -896,9 +896,26 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     /// Notes that `key` was removed here during the open handoff window, if any: it must not
     /// be taken over from the previous owner, which may not have heard of the removal.
     pub(crate) fn note_removed(&self, key: &str) {
-        let Some(change) = self.node.routing().handoff_change() else {
+        let Some(mut removed) = self.removed_in_window() else {
             return;
         };
+        if removed.keys.len() >= MAX_REMOVED_TRACKED {
+            removed.overflowed = true;
+        } else {
+            removed.keys.insert(key.to_owned());
+        }
+    }
+
+    /// Whether `key` (or, past the bound, any key) was removed during the open handoff window.
+    fn removed_since_change(&self, key: &str) -> bool {
+        self.removed_in_window()
+            .is_some_and(|removed| removed.overflowed || removed.keys.contains(key))
+    }
+
+    /// The keys removed during the open handoff window (emptied if they were noted in an
+    /// earlier one), or `None` if no window is open.
+    fn removed_in_window(&self) -> Option<std::sync::MutexGuard<'_, RemovedSince>> {
+        let change = self.node.routing().handoff_change()?;
         let mut removed = self
             .removed
             .lock()
@@ -909,23 +926,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 ..RemovedSince::default()
             };
         }
-        if removed.keys.len() >= MAX_REMOVED_TRACKED {
-            removed.overflowed = true;
-        } else {
-            removed.keys.insert(key.to_owned());
-        }
-    }
-
-    /// Whether `key` (or, past the bound, any key) was removed during the open handoff window.
-    fn removed_since_change(&self, key: &str) -> bool {
-        let Some(change) = self.node.routing().handoff_change() else {
-            return false;
-        };
-        let removed = self
-            .removed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        removed.change == change && (removed.overflowed || removed.keys.contains(key))
+        Some(removed)
     }
 
     /// Answers a peer's `Get`: from the main cache or the loader, never forwarded (rule 6).
@@ -995,18 +996,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
 
     /// Takes nothing over from a previous owner until the next membership change.
     fn forget_handoffs(&self) {
-        let Some(change) = self.node.routing().handoff_change() else {
-            return;
-        };
-        let mut removed = self
-            .removed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *removed = RemovedSince {
-            change,
-            keys: std::collections::HashSet::new(),
-            overflowed: true,
-        };
+        if let Some(mut removed) = self.removed_in_window() {
+            removed.keys.clear();
+            removed.overflowed = true;
+        }
     }
 }
 

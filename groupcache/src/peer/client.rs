@@ -78,6 +78,18 @@ pub(crate) struct Reply {
     pub(crate) lease: Option<LeaseTag>,
 }
 
+/// What the owner's entry had left when it answered (`expires_in_ms`), counted from when this
+/// peer asked at `sent_at` (it answered later than that): a copy never outlives the entry. A
+/// peer's figure is not trusted past a day.
+pub(crate) fn expires_in(
+    expires_in_ms: Option<u64>,
+    sent_at: tokio::time::Instant,
+) -> Option<Duration> {
+    expires_in_ms.map(|ms| {
+        Duration::from_millis(ms.min(crate::cache::MAX_TTL_MS)).saturating_sub(sent_at.elapsed())
+    })
+}
+
 /// One write in a `Remove` request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Removal<'a> {
@@ -336,25 +348,35 @@ impl PeerClient {
         let result = self.ask(group, key, ask, context).await;
         self.observe(&result);
         let reply = result?;
-        // What the owner's entry had left when it answered, counted from when this peer asked
-        // (it answered later than that): a copy never outlives the entry. A peer's figure is not
-        // trusted past a day.
-        let expires_in = reply.expires_in_ms.map(|ms| {
-            Duration::from_millis(ms.min(crate::cache::MAX_TTL_MS))
-                .saturating_sub(sent_at.elapsed())
-        });
-        // No copy unless the owner sends its invalidations here: no write would reach it.
-        let lease = if reply.tells_asker {
-            self.lease
-                .answered_get(reply.owner_epoch, reply.owner_sequence, sent_at)
-        } else {
-            None
-        };
+        let lease = self.copy_lease(
+            reply.tells_asker,
+            reply.owner_epoch,
+            reply.owner_sequence,
+            sent_at,
+        );
         Ok(Reply {
-            expires_in,
+            expires_in: expires_in(reply.expires_in_ms, sent_at),
             lease,
             value: reply.value,
         })
+    }
+
+    /// The lease a copy of an answer sent at `sent_at` is kept under, from the owner's
+    /// position: `None` (no copy) unless the owner sends its invalidations here, since no write
+    /// would reach the copy.
+    pub(crate) fn copy_lease(
+        &self,
+        tells_asker: bool,
+        owner_epoch: u64,
+        owner_sequence: u64,
+        sent_at: tokio::time::Instant,
+    ) -> Option<LeaseTag> {
+        if tells_asker {
+            self.lease
+                .answered_get(owner_epoch, owner_sequence, sent_at)
+        } else {
+            None
+        }
     }
 
     /// Asks the peer for the encoded value of `key` only if it holds it, within `timeout`:

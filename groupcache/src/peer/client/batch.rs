@@ -83,14 +83,13 @@ impl PeerClient {
                 .with_peer(&self.peer),
             ));
         }
-        // One position for every value: each was read after it. No copy unless the owner
-        // sends its invalidations here.
-        let lease = if response.tells_asker {
-            self.lease
-                .answered_get(response.owner_epoch, response.owner_sequence, sent_at)
-        } else {
-            None
-        };
+        // One position for every value: each was read after it.
+        let lease = self.copy_lease(
+            response.tells_asker,
+            response.owner_epoch,
+            response.owner_sequence,
+            sent_at,
+        );
         Ok(keys
             .iter()
             .zip(response.results)
@@ -115,12 +114,7 @@ impl PeerClient {
         }
         KeyReply::Value(Reply {
             value: result.value,
-            // Counted from when this peer asked, as for a single get; a peer's figure is not
-            // trusted past a day.
-            expires_in: result.expires_in_ms.map(|ms| {
-                Duration::from_millis(ms.min(crate::cache::MAX_TTL_MS))
-                    .saturating_sub(sent_at.elapsed())
-            }),
+            expires_in: super::expires_in(result.expires_in_ms, sent_at),
             lease: lease.cloned(),
         })
     }
