@@ -27,7 +27,7 @@ use self::moka_store::MokaStore;
 use self::quick_store::QuickStore;
 use crate::flight::Superseded;
 use crate::peer::lease::{LeaseTag, Standing};
-pub use crate::promotion::{HotCachePolicy, PromoteOneIn};
+pub use crate::promotion::{FetchedValue, HotCachePolicy, PromoteOneIn};
 use crate::stats::TierStats;
 
 /// The longest time to live kept (longer ones, from a loader, a setting or a peer's reply, are

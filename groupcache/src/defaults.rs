@@ -9,7 +9,8 @@
 //! | time-to-live jitter | [`TTL_JITTER`] (10%) | [`GroupBuilder::ttl_jitter`] |
 //! | `NotFound` cached for | not cached | [`GroupBuilder::not_found_ttl`] |
 //! | hot cache time to live | [`HOT_CACHE_TTL`] (60 s) | [`GroupBuilder::hot_cache_ttl`] |
-//! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn) | [`GroupBuilder::hot_cache_policy`] |
+//! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn), besides values marked hot | [`GroupBuilder::hot_cache_policy`] |
+//! | requests that make a key hot, as its owner | [`HOT_KEY_THRESHOLD`] (4) | [`GroupBuilder::hot_key_threshold`] |
 //! | codec | [`Postcard`](crate::codec::Postcard) | [`GroupBuilder::codec`] |
 //! | cache backend | [`CacheBackend::QuickCache`](crate::cache::CacheBackend) | [`GroupBuilder::cache_backend`] |
 //! | peer timeout | [`PEER_TIMEOUT`] (2 s) | [`GroupcacheBuilder::peer_timeout`] |
@@ -37,6 +38,7 @@
 //! [`GroupBuilder::ttl_jitter`]: crate::GroupBuilder::ttl_jitter
 //! [`GroupBuilder::not_found_ttl`]: crate::GroupBuilder::not_found_ttl
 //! [`GroupBuilder::hot_cache_policy`]: crate::GroupBuilder::hot_cache_policy
+//! [`GroupBuilder::hot_key_threshold`]: crate::GroupBuilder::hot_key_threshold
 //! [`GroupBuilder::codec`]: crate::GroupBuilder::codec
 //! [`GroupBuilder::cache_backend`]: crate::GroupBuilder::cache_backend
 //! [`GroupcacheBuilder::peer_timeout`]: crate::GroupcacheBuilder::peer_timeout
@@ -67,6 +69,9 @@ pub use crate::discovery::driver::{
 pub const MAIN_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// Time to live of hot cache entries: 60 s.
 pub const HOT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Requests from peers for one key, within the owner's recent window (about 80,000 of its
+/// requests), from which the owner marks the key hot in its answers: 4.
+pub const HOT_KEY_THRESHOLD: u32 = 4;
 /// Deadline of a peer request: 2 s.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline for opening a connection to a peer: 1 s.

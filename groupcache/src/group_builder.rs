@@ -8,6 +8,7 @@ use crate::builder::MAX_GROUP_NAME_LEN;
 use crate::cache::{CacheBackend, HotCachePolicy, PromoteOneIn, Tier};
 use crate::codec::{Codec, Postcard};
 use crate::defaults;
+use crate::key_rates::KeyRates;
 use crate::lookup::{GroupState, Parts};
 use crate::peer_set::PeerSet;
 use crate::stats::Counters;
@@ -31,6 +32,7 @@ pub struct GroupBuilder<V, C = Postcard> {
     hot_ttl: Option<Duration>,
     ttls: Ttls,
     promotion: Arc<dyn HotCachePolicy>,
+    hot_key_threshold: Option<u32>,
     backend: CacheBackend,
     value: PhantomData<fn() -> V>,
 }
@@ -67,6 +69,7 @@ impl<V: Clone + Send + Sync + 'static> GroupBuilder<V, Postcard> {
                 not_found: None,
             },
             promotion: Arc::new(PromoteOneIn::default()),
+            hot_key_threshold: Some(defaults::HOT_KEY_THRESHOLD),
             backend: CacheBackend::default(),
             value: PhantomData,
         }
@@ -155,6 +158,22 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
         self
     }
 
+    /// As the owner of keys: from how many requests from peers within its recent window a key
+    /// is marked hot in this peer's answers, so that the askers keep a hot copy of it (see
+    /// [`FetchedValue::marked_hot`](crate::cache::FetchedValue::marked_hot)). The owner
+    /// estimates each key's request rate in a small sketch (32 KiB per group; counts halve
+    /// every 81,920 requests, so the window follows the recent rate); a key marked hot is one
+    /// peers asked for about `threshold` times among this peer's last 80,000 or so requests.
+    /// Counted in [`Stats::hot_marks`](crate::stats::Stats::hot_marks). Default:
+    /// [`defaults::HOT_KEY_THRESHOLD`] (4); `None` marks nothing, and peers then keep only what
+    /// their policy picks by itself (1 in 10 at random, by default). Values above 255 count as
+    /// 255. A hot copy made of a marked value is bounded as any other: by the hot cache's
+    /// capacity and time to live, the owner's entry's time to live, and its lease.
+    pub fn hot_key_threshold(mut self, threshold: Option<u32>) -> Self {
+        self.hot_key_threshold = threshold;
+        self
+    }
+
     /// The cache implementation behind the main and hot caches. Default:
     /// [`CacheBackend::QuickCache`], whose hits cost a fraction of moka's; see
     /// [`CacheBackend`] for what each keeps when full.
@@ -196,6 +215,7 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             hot_ttl: self.hot_ttl,
             ttls: self.ttls,
             promotion: self.promotion,
+            hot_key_threshold: self.hot_key_threshold,
             backend: self.backend,
             value: PhantomData,
         }
@@ -294,6 +314,7 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
             negatives,
             ttls: self.ttls,
             promotion: self.promotion,
+            key_rates: self.hot_key_threshold.map(KeyRates::new),
             counters,
             telemetry,
         }));

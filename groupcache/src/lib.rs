@@ -85,7 +85,8 @@
 //! 7. **Ring.** Placement hashes raw bytes (XXH3) and is identical on every platform; 768
 //!    virtual nodes per peer keep the busiest within 1.15x the mean. One ring serves every
 //!    group: a key has the same owner in each.
-//! 8. **Hot cache.** Values fetched from peers may be kept locally, 1 in 10 by default
+//! 8. **Hot cache.** Values fetched from peers may be kept locally: by default those their
+//!    owner marks hot ([`GroupBuilder::hot_key_threshold`]) and 1 in 10 of the others
 //!    ([`HotCachePolicy`](cache::HotCachePolicy)), bounded at 1/8 of the main cache and
 //!    served for at most 60 s.
 //! 9. **Remove.** [`Group::remove`] clears this peer and the owner (and, for the
@@ -106,7 +107,7 @@
 //! | module | what is in it |
 //! |---|---|
 //! | [`codec`] | [`Codec`](codec::Codec), [`Postcard`](codec::Postcard) (default), [`Raw`](codec::Raw) (bytes), `Bincode` |
-//! | [`cache`] | [`CacheBackend`](cache::CacheBackend), [`HotCachePolicy`](cache::HotCachePolicy), [`PromoteOneIn`](cache::PromoteOneIn) |
+//! | [`cache`] | [`CacheBackend`](cache::CacheBackend), [`HotCachePolicy`](cache::HotCachePolicy), [`PromoteOneIn`](cache::PromoteOneIn), [`FetchedValue`](cache::FetchedValue) |
 //! | [`discovery`] | [`DiscoveryDriver`](discovery::DiscoveryDriver) and providers: static, file, DNS, yours |
 //! | [`peer`] | [`GroupcachePeer`], [`GroupcacheService`](peer::GroupcacheService), connectors, listeners, [`PeerView`](peer::PeerView) |
 //! | [`security`] | [`PeerToken`](security::PeerToken), `PeerTls`, [`PeerTokenLayer`](security::PeerTokenLayer) |
@@ -152,6 +153,7 @@ mod group;
 mod group_builder;
 mod groupcache;
 mod invalidation;
+mod key_rates;
 mod loader;
 mod log_throttle;
 mod lookup;

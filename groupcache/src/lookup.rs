@@ -22,12 +22,13 @@ use crate::cache::{Entry, Tier};
 use crate::codec::Codec;
 use crate::flight::{FlightGroup, Role, Superseded};
 use crate::group_builder::Ttls;
+use crate::key_rates::KeyRates;
 use crate::log_throttle::{LogThrottle, REPEATED_FAILURE_LOG_INTERVAL};
 use crate::node::Node;
 use crate::outcome::Outcome;
 use crate::peer::client::{PeerClient, Removal, Reply};
 use crate::peer::status::PeerFailure;
-use crate::promotion::HotCachePolicy;
+use crate::promotion::{FetchedValue, HotCachePolicy};
 use crate::routing::Route;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::Telemetry;
@@ -58,6 +59,8 @@ pub(crate) struct GroupState<V> {
     negatives: Tier<()>,
     ttls: Ttls,
     promotion: Arc<dyn HotCachePolicy>,
+    /// As the owner: how often peers ask for each key, to mark the hot ones in answers.
+    key_rates: Option<KeyRates>,
     /// One flight per key for this peer's own `get`s: fetch from the owner or load here.
     fetches: Arc<FlightGroup<Fetched<V>>>,
     /// One flight per key for loader calls, shared by this peer's `get`s, fallbacks and
@@ -98,6 +101,7 @@ pub(crate) struct Parts<V> {
     pub(crate) negatives: Tier<()>,
     pub(crate) ttls: Ttls,
     pub(crate) promotion: Arc<dyn HotCachePolicy>,
+    pub(crate) key_rates: Option<KeyRates>,
     pub(crate) counters: Counters,
     pub(crate) telemetry: Option<Telemetry>,
 }
@@ -175,6 +179,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             negatives: parts.negatives,
             ttls: parts.ttls,
             promotion: parts.promotion,
+            key_rates: parts.key_rates,
             fetches: Arc::new(FlightGroup::new()),
             loads: Arc::new(FlightGroup::new()),
             counters: parts.counters,
@@ -644,12 +649,26 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         Ok(())
     }
 
-    /// Whether the policy keeps a hot copy; a panicking policy keeps none.
-    fn should_promote(&self, key: &str, encoded_len: usize) -> bool {
+    /// Whether the policy keeps a hot copy of a value fetched from its owner (which marked it
+    /// hot or not); a panicking policy keeps none.
+    fn should_promote(&self, key: &str, encoded_len: usize, marked_hot: bool) -> bool {
         self.user_code(UserCode::HotCachePolicy, key, || {
-            self.promotion.should_promote(key, encoded_len)
+            self.promotion
+                .should_promote_fetched(&FetchedValue::new(key, encoded_len, marked_hot))
         })
         .unwrap_or(false)
+    }
+
+    /// As the owner, counts a peer's request for `key`: whether the answer marks it hot.
+    fn observe_asked(&self, key: &str) -> bool {
+        let hot = self
+            .key_rates
+            .as_ref()
+            .is_some_and(|rates| rates.observe(key));
+        if hot {
+            self.counters.hot_marks.bump();
+        }
+        hot
     }
 
     /// Wraps a value fetched from its owner, keeping a hot copy if the policy says so (and
@@ -666,7 +685,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         let Some(lease) = reply.lease else {
             return Entry::new(value, encoded, None);
         };
-        if !self.should_promote(key, encoded.len()) {
+        if !self.should_promote(key, encoded.len(), reply.hot) {
             return Entry::new(value, encoded, None);
         }
         // Not kept if `remove(key)` ran while we fetched: what we read may predate it.
@@ -823,7 +842,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             Ok(self
                 .handoff
                 .insert_within(&key, value, encoded, &superseded, Some(lease)))
-        } else if self.should_promote(&key, encoded.len()) {
+        } else if self.should_promote(&key, encoded.len(), false) {
             // The hot copy keeps the decoded value only; the caller, perhaps a peer being
             // answered, gets the bytes too.
             // Loaded here, not fetched from the owner: no lease to serve it under, so it lives
@@ -941,6 +960,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         context: Option<TraceContext>,
     ) -> Result<Served, Error> {
         self.check_key(&key)?;
+        let hot = self.observe_asked(&key);
         let keep = match substitute_for {
             Some(owner)
                 if owner != *self.node.me() && self.node.routing().owner_of(&key) == owner =>
@@ -960,6 +980,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         Ok(Served {
             value: entry.encoded.clone(),
             expires_in: entry.remaining(),
+            hot,
         })
     }
 
@@ -1007,6 +1028,8 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
 pub(crate) struct Served {
     pub(crate) value: Bytes,
     pub(crate) expires_in: Option<std::time::Duration>,
+    /// This peer, as the owner, marks the key hot (see `key_rates.rs`).
+    pub(crate) hot: bool,
 }
 
 /// What the peer service needs of a group, whatever its value type.

@@ -6,35 +6,87 @@ use std::fmt::Debug;
 ///
 /// A hot copy turns the next `get` of that key into a local hit (no network hop), at the cost
 /// of memory and of staleness after a `remove` (see
-/// [`Group::remove`](crate::Group::remove)). The default, [`PromoteOneIn::default`],
-/// keeps 1 fetch in 10 at random, as Go groupcache does, so that only keys fetched often end up
-/// hot.
+/// [`Group::remove`](crate::Group::remove)). The default, [`PromoteOneIn::default`], keeps
+/// every value its owner marks hot (the owner counts how often peers ask it for each key: see
+/// [`GroupBuilder::hot_key_threshold`](crate::GroupBuilder::hot_key_threshold)) and, besides,
+/// 1 fetch in 10 at random, as Go groupcache does.
 ///
 /// ```
-/// use groupcache::cache::HotCachePolicy;
+/// use groupcache::cache::{FetchedValue, HotCachePolicy};
 ///
-/// /// Keep only small values.
+/// /// Keep only small values, and only those their owner marks hot.
 /// #[derive(Debug)]
-/// struct SmallOnly;
+/// struct SmallAndHot;
 ///
-/// impl HotCachePolicy for SmallOnly {
+/// impl HotCachePolicy for SmallAndHot {
 ///     fn should_promote(&self, _key: &str, encoded_len: usize) -> bool {
 ///         encoded_len <= 4096
+///     }
+///
+///     fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
+///         fetched.marked_hot() && self.should_promote(fetched.key(), fetched.encoded_len())
 ///     }
 /// }
 /// ```
 pub trait HotCachePolicy: Debug + Send + Sync + 'static {
-    /// Called once per value fetched from a peer, with the key and the encoded value's length.
+    /// Called for a value fetched from a peer, with the key and the encoded value's length,
+    /// by the default [`should_promote_fetched`](Self::should_promote_fetched) when the owner
+    /// did not mark the key hot.
     fn should_promote(&self, key: &str, encoded_len: usize) -> bool;
+
+    /// Called once per value fetched from its owner, with what the owner said of it. The
+    /// default keeps every value the owner marked hot, and asks
+    /// [`should_promote`](Self::should_promote) about the others.
+    fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
+        fetched.marked_hot() || self.should_promote(fetched.key(), fetched.encoded_len())
+    }
 }
 
-/// Promote one fetched value in `n`, chosen at random. `PromoteOneIn(1)` promotes every value;
-/// `PromoteOneIn(0)` none.
+/// A value fetched from its owner, as a [`HotCachePolicy`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedValue<'a> {
+    key: &'a str,
+    encoded_len: usize,
+    marked_hot: bool,
+}
+
+impl<'a> FetchedValue<'a> {
+    pub(crate) fn new(key: &'a str, encoded_len: usize, marked_hot: bool) -> Self {
+        FetchedValue {
+            key,
+            encoded_len,
+            marked_hot,
+        }
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &'a str {
+        self.key
+    }
+
+    /// The encoded value's length in bytes (what a hot copy weighs, with the key).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len
+    }
+
+    /// Whether the owner marked the key hot: peers have lately asked it for the key at least
+    /// its [`hot_key_threshold`](crate::GroupBuilder::hot_key_threshold) times.
+    #[must_use]
+    pub fn marked_hot(&self) -> bool {
+        self.marked_hot
+    }
+}
+
+/// Promote every value its owner marks hot, and one other fetched value in `n`, chosen at
+/// random. `PromoteOneIn(1)` promotes every value; `PromoteOneIn(0)` none, not even marked ones
+/// (no hot copies at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromoteOneIn(pub u32);
 
 impl Default for PromoteOneIn {
-    /// One in ten, as Go groupcache.
+    /// Marked values, and one in ten of the others, as Go groupcache.
     fn default() -> Self {
         PromoteOneIn(10)
     }
@@ -47,6 +99,10 @@ impl HotCachePolicy for PromoteOneIn {
             1 => true,
             n => fastrand::u32(..n) == 0,
         }
+    }
+
+    fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
+        self.0 != 0 && (fetched.marked_hot() || self.should_promote(fetched.key, 0))
     }
 }
 
@@ -61,6 +117,16 @@ mod tests {
             .filter(|_| policy.should_promote("k", 1))
             .count();
         assert!((8_000..12_000).contains(&promoted), "{promoted}");
+    }
+
+    #[test]
+    fn marked_values_are_promoted_unless_none_are() {
+        let marked = FetchedValue::new("k", 1, true);
+        assert!((0..1000).all(|_| PromoteOneIn(1_000_000).should_promote_fetched(&marked)));
+        assert!((0..1000).all(|_| !PromoteOneIn(0).should_promote_fetched(&marked)));
+        let unmarked = FetchedValue::new("k", 1, false);
+        assert!((0..1000).all(|_| !PromoteOneIn(0).should_promote_fetched(&unmarked)));
+        assert!((0..1000).all(|_| PromoteOneIn(1).should_promote_fetched(&unmarked)));
     }
 
     #[test]

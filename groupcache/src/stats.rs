@@ -203,6 +203,10 @@ counters! {
     /// per owner and batch of at most [`MAX_BATCH_KEYS`](crate::defaults::MAX_BATCH_KEYS) keys.
     /// The owner counts each as one of its `server_requests`.
     peer_batches => "peer_batches_total",
+    /// Answers this peer gave, as a key's owner, that marked the key hot (peers asked for it
+    /// often lately: [`GroupBuilder::hot_key_threshold`](crate::GroupBuilder::hot_key_threshold)),
+    /// so that the asker keeps a hot copy if its policy agrees.
+    hot_marks => "hot_marks_total",
 }
 
 counters! {
@@ -420,6 +424,7 @@ mod tests {
                 "sets" => &counters.sets,
                 "negative_hits" => &counters.negative_hits,
                 "peer_batches" => &counters.peer_batches,
+                "hot_marks" => &counters.hot_marks,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -432,6 +437,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.peer_batches, Counters::NAMES.len() as u64);
+        assert_eq!(back.hot_marks, Counters::NAMES.len() as u64);
     }
 }

@@ -76,6 +76,8 @@ pub(crate) struct Reply {
     pub(crate) expires_in: Option<Duration>,
     /// The lease a hot copy of the value is served under; `None`: keep no copy.
     pub(crate) lease: Option<LeaseTag>,
+    /// The owner marked the key hot: asked for often lately (see `key_rates.rs`).
+    pub(crate) hot: bool,
 }
 
 /// What the owner's entry had left when it answered (`expires_in_ms`), counted from when this
@@ -358,6 +360,7 @@ impl PeerClient {
             expires_in: expires_in(reply.expires_in_ms, sent_at),
             lease,
             value: reply.value,
+            hot: reply.hot,
         })
     }
 

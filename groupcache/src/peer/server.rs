@@ -112,6 +112,7 @@ impl GroupcacheRpc for PeerHandler {
                     owner_epoch,
                     owner_sequence,
                     tells_asker,
+                    hot: false,
                 })),
                 Ok(None) => Err(not_held()),
                 Err(err) => Err(to_status(&err)),
@@ -153,6 +154,7 @@ impl GroupcacheRpc for PeerHandler {
             owner_epoch,
             owner_sequence,
             tells_asker,
+            hot: served.hot,
         }))
     }
 

@@ -5,6 +5,7 @@
 mod cluster;
 mod get_many;
 mod groups;
+mod hot_keys;
 mod introspection;
 mod loader_trace;
 mod model;

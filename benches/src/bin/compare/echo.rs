@@ -44,6 +44,7 @@ impl Rpc for Echo {
             owner_epoch: u64::MAX / 3,
             owner_sequence: 0,
             tells_asker: true,
+            hot: false,
         }))
     }
 

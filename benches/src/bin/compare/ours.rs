@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use groupcache::cache::PromoteOneIn;
-use groupcache::{Group, Groupcache};
+use groupcache::codec::Postcard;
+use groupcache::{Group, GroupBuilder, Groupcache};
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
@@ -24,12 +25,22 @@ pub(crate) const GROUP: &str = "bench";
 pub(crate) struct Ours {
     /// Each node's group, where the workloads `get` (it keeps its peer set alive).
     nodes: Vec<Group<Bytes>>,
+    /// Each node's address, as the ring names it.
+    addrs: Vec<std::net::SocketAddr>,
     servers: Servers,
     source: Arc<Source>,
 }
 
 impl Ours {
     pub(crate) async fn start(setup: &Setup) -> Self {
+        Self::start_with(setup, |group| group).await
+    }
+
+    /// As [`Ours::start`], with each node's group builder passed through `tune` last.
+    pub(crate) async fn start_with(
+        setup: &Setup,
+        tune: impl Fn(GroupBuilder<Bytes, Postcard>) -> GroupBuilder<Bytes, Postcard>,
+    ) -> Self {
         let source = Source::new(setup.nodes, setup.value_size, setup.loader_delay);
         let mut servers = Servers::default();
         let (listeners, addrs) = Servers::bind_many(setup.nodes).await;
@@ -57,7 +68,9 @@ impl Ours {
             } else {
                 group.hot_cache_policy(PromoteOneIn(0))
             };
-            let group = group.build().expect("the only group of a new peer set");
+            let group = tune(group)
+                .build()
+                .expect("the only group of a new peer set");
             let service = InterceptedService::new(cache.grpc_service(), servers.counter());
             servers.serve(listener, Routes::new(service));
             cache.set_peers(addrs.iter().copied()).expect("set_peers");
@@ -65,9 +78,19 @@ impl Ours {
         }
         Ours {
             nodes,
+            addrs,
             servers,
             source,
         }
+    }
+
+    /// The index of the node that owns `key`.
+    pub(crate) fn owner_index(&self, key: &str) -> usize {
+        let owner = self.nodes[0].owner_of(key).addr();
+        self.addrs
+            .iter()
+            .position(|&addr| addr == owner)
+            .expect("the owner is a node")
     }
 
     /// Node `node`'s group, for workloads that read its counters.

@@ -65,8 +65,12 @@ impl Row {
         self
     }
 
+    /// Adds `extra` to the row's JSON record (the fields of objects are merged).
     pub(crate) fn extra(mut self, extra: Value) -> Self {
-        self.extra = extra;
+        match (&mut self.extra, extra) {
+            (Value::Object(fields), Value::Object(more)) => fields.extend(more),
+            (slot, extra) => *slot = extra,
+        }
         self
     }
 

@@ -1,5 +1,7 @@
 //! The Zipf(1.0) mix: many keys, a few very popular, on 3 peers with a slow loader. Counts the
-//! loads against the distinct keys drawn, and the gets served without a network hop.
+//! loads against the distinct keys drawn, and the gets served without a network hop, next to
+//! the fewest hops any hot-cache policy could make (every peer's first get of each key it does
+//! not own). Both crates' hot caches hold the same bytes: 0.3.0's default of 10,000 entries.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,8 +20,16 @@ use crate::published::Published;
 use crate::report::{OURS, PUBLISHED, Row};
 use crate::workloads::Plan;
 
+/// Entries in the 0.3.0 crate's default hot cache: ours gets the same room, in bytes.
+const PUBLISHED_HOT_ENTRIES: u64 = 10_000;
+
+/// What one of this workload's hot copies weighs in our hot cache: the key (`zipf-` and up to
+/// 6 digits, 10 bytes on average over the draws) and the encoded value (Postcard: a 1-byte
+/// length, then the 100 bytes).
+const HOT_ENTRY_WEIGHT: u64 = 10 + 1 + 100;
+
 /// `zipf_gets` gets of keys drawn from Zipf(1.0) over `zipf_keys` keys, `in_flight` at once,
-/// spread over 3 peers, with a slow loader and no eviction.
+/// spread over 3 peers, with a slow loader and no eviction from the main caches.
 pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
     let setup = Setup {
         nodes: 3,
@@ -40,13 +50,38 @@ pub(crate) async fn zipf(plan: &Plan, rows: &mut Vec<Row>) {
     );
     let draws = Arc::new(draws);
     if plan.wants(OURS) {
-        let ours = Arc::new(Ours::start(&setup).await);
-        rows.push(zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await);
+        let ours = Arc::new(
+            Ours::start_with(&setup, |group| {
+                group.hot_cache_capacity(PUBLISHED_HOT_ENTRIES * HOT_ENTRY_WEIGHT)
+            })
+            .await,
+        );
+        let fewest = fewest_hops(&ours, &draws);
+        let row = zipf_run(plan, &workload, OURS, &ours, &draws, distinct).await;
+        let best = 1.0 - fewest as f64 / draws.len() as f64;
+        rows.push(
+            row.note(format!(
+                "fewest hops any policy could make: {fewest} ({:.1}% without a hop)",
+                best * 100.0
+            ))
+            .extra(json!({ "fewest_hops": fewest, "best_share_without_hop": best })),
+        );
     }
     if plan.wants(PUBLISHED) {
         let published = Arc::new(Published::start(&setup).await);
         rows.push(zipf_run(plan, &workload, PUBLISHED, &published, &draws, distinct).await);
     }
+}
+
+/// The gets that must make a hop whatever the hot cache keeps: each peer's first get of each key
+/// another peer owns (get `i` runs on peer `i % 3`).
+fn fewest_hops(ours: &Ours, draws: &[String]) -> u64 {
+    let mut seen = HashSet::new();
+    draws
+        .iter()
+        .enumerate()
+        .filter(|(i, key)| ours.owner_index(key) != i % 3 && seen.insert((i % 3, key.as_str())))
+        .count() as u64
 }
 
 fn zipf_keys(plan: &Plan) -> Vec<String> {

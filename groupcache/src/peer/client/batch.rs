@@ -116,6 +116,7 @@ impl PeerClient {
             value: result.value,
             expires_in: super::expires_in(result.expires_in_ms, sent_at),
             lease: lease.cloned(),
+            hot: result.hot,
         })
     }
 }

@@ -90,6 +90,7 @@ fn key_result(served: Result<Served, crate::Error>) -> KeyResult {
         Ok(served) => KeyResult {
             value: served.value,
             expires_in_ms: super::expires_in_ms(served.expires_in),
+            hot: served.hot,
             ..KeyResult::default()
         },
         Err(err) => {
