@@ -52,12 +52,7 @@ impl KeyRates {
     /// Counts one request for `key`; whether the key is hot, this request included.
     pub(crate) fn observe(&self, key: &str) -> bool {
         let slots = slots(key);
-        let least = slots
-            .iter()
-            .map(|&slot| self.counters[slot].load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(0);
-        let estimate = least.saturating_add(1);
+        let estimate = self.least(&slots).saturating_add(1);
         for &slot in &slots {
             // Raises only the counters at the minimum (the others already count more than
             // this key's requests); a racing request may be lost, which an estimate can bear.
@@ -78,7 +73,12 @@ impl KeyRates {
     /// The estimate for `key`, without counting a request.
     #[cfg(test)]
     fn estimate(&self, key: &str) -> u8 {
-        slots(key)
+        self.least(&slots(key))
+    }
+
+    /// The smallest of a key's counters: its estimate.
+    fn least(&self, slots: &[usize; DEPTH]) -> u8 {
+        slots
             .iter()
             .map(|&slot| self.counters[slot].load(Ordering::Relaxed))
             .min()

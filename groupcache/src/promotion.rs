@@ -34,7 +34,8 @@ pub trait HotCachePolicy: Debug + Send + Sync + 'static {
     /// did not mark the key hot.
     fn should_promote(&self, key: &str, encoded_len: usize) -> bool;
 
-    /// Called once per value fetched from its owner, with what the owner said of it. The
+    /// Called once per value fetched from its owner, with what the owner said of it (and for a
+    /// value this peer loaded itself because the owner did not answer, never marked). The
     /// default keeps every value the owner marked hot, and asks
     /// [`should_promote`](Self::should_promote) about the others.
     fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
@@ -102,7 +103,8 @@ impl HotCachePolicy for PromoteOneIn {
     }
 
     fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
-        self.0 != 0 && (fetched.marked_hot() || self.should_promote(fetched.key, 0))
+        self.0 != 0
+            && (fetched.marked_hot() || self.should_promote(fetched.key(), fetched.encoded_len()))
     }
 }
 
