@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::defaults;
 use crate::node::Node;
 use crate::peer::breaker::BreakerConfig;
-use crate::peer::client::ChannelConfig;
+use crate::peer::client::{ChannelConfig, CoalesceConfig};
 use crate::peer::token::AcceptedTokens;
 use crate::peer::{LazyConnector, PeerConnector};
 use crate::peer_set::PeerSet;
@@ -23,6 +23,9 @@ const MESSAGE_OVERHEAD: usize = 1024;
 /// Longest cool-down or handoff window taken (longer ones are cut to it): a day, far from
 /// where adding it to an instant could overflow.
 const MAX_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest coalescing window taken: a wait longer than this is no batching window.
+const MAX_COALESCE_WINDOW: Duration = Duration::from_millis(100);
 
 /// Longest group name, in bytes: it travels in every request.
 pub(crate) const MAX_GROUP_NAME_LEN: usize = 128;
@@ -95,6 +98,8 @@ pub struct GroupcacheBuilder {
     breaker: BreakerConfig,
     handoff_window: Duration,
     hedge_percentile: Option<f64>,
+    coalesce_gets: bool,
+    coalesce_window: Duration,
     hot_copy_lease: Duration,
     #[cfg(feature = "tls")]
     tls: Option<crate::security::PeerTls>,
@@ -124,6 +129,8 @@ impl GroupcacheBuilder {
             },
             handoff_window: defaults::HANDOFF_WINDOW,
             hedge_percentile: None,
+            coalesce_gets: defaults::COALESCE_GETS,
+            coalesce_window: defaults::COALESCE_WINDOW,
             hot_copy_lease: defaults::HOT_COPY_LEASE,
             #[cfg(feature = "tls")]
             tls: None,
@@ -337,6 +344,44 @@ impl GroupcacheBuilder {
         self
     }
 
+    /// Coalescing: concurrent gets for one owner share one `GetMany` request. Default:
+    /// [`defaults::COALESCE_GETS`] (off).
+    ///
+    /// While [`defaults::COALESCE_IN_FLIGHT`] gets to an owner are in flight, further gets
+    /// for it (of any group) queue; when one of those requests ends, everything queued goes
+    /// out at once, one `GetMany` per group, split into batches of at most
+    /// [`defaults::MAX_BATCH_KEYS`] keys and of about 256 KiB of recent values. A get to an
+    /// idle owner goes out at once (unless a [`coalesce_window`](Self::coalesce_window) is
+    /// set), so coalescing adds no latency when the link is idle, and under load saves the
+    /// owner and this peer most of the per-request work. Each get still waits at most the
+    /// peer timeout, counted from its own start, and a caller that gives up cancels nothing.
+    /// Gets to a substitute, hedged gets and a warm handoff's asks are sent on their own.
+    /// Counted in [`Stats::coalesced_gets`](crate::stats::Stats::coalesced_gets).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = groupcache::Groupcache::builder("127.0.0.1:8080".parse()?)
+    ///     .coalesce_gets(true)
+    ///     .build();
+    /// # drop(cache);
+    /// # Ok(()) }
+    /// ```
+    pub fn coalesce_gets(mut self, on: bool) -> Self {
+        self.coalesce_gets = on;
+        self
+    }
+
+    /// With [`coalesce_gets`](Self::coalesce_gets) on: how long the first get to an idle
+    /// owner waits for others to share its request (as gubernator batches its peer calls in a
+    /// 500 µs window). It adds up to `window` to that get's latency, and can save requests
+    /// when gets arrive in bursts too short to overlap a request. Default:
+    /// [`defaults::COALESCE_WINDOW`] (zero: no wait; requests in flight are the only reason
+    /// to queue). At most 100 ms.
+    pub fn coalesce_window(mut self, window: Duration) -> Self {
+        self.coalesce_window = window.min(MAX_COALESCE_WINDOW);
+        self
+    }
+
     /// The partition bound: how long this peer serves hot copies of another peer's values
     /// after that peer last answered it with no invalidation missing. A peer cut off from an
     /// owner (which cannot hear of that owner's `remove`s and `set`s) stops serving its copies
@@ -469,6 +514,11 @@ impl GroupcacheBuilder {
             hedge_percentile: self.hedge_percentile,
             lease_bound: self.hot_copy_lease,
             me: self.me.clone(),
+            coalesce: self.coalesce_gets.then(|| CoalesceConfig {
+                in_flight: defaults::COALESCE_IN_FLIGHT,
+                window: self.coalesce_window,
+                max_request: config.max_batch_request_size(),
+            }),
         };
         let routing = Routing::new(
             self.me,
@@ -499,6 +549,8 @@ impl std::fmt::Debug for GroupcacheBuilder {
             .field("peer_cool_down", &self.breaker.cool_down)
             .field("handoff_window", &self.handoff_window)
             .field("hedge_percentile", &self.hedge_percentile)
+            .field("coalesce_gets", &self.coalesce_gets)
+            .field("coalesce_window", &self.coalesce_window)
             .field("hot_copy_lease", &self.hot_copy_lease)
             .field("trace_keys", &self.trace_keys)
             .finish_non_exhaustive()

@@ -84,6 +84,15 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// request is at most 256 `Get` requests' worth of bytes (~290 KiB by default), the limit the
 /// service sets for `GetMany`; the reply is held to the reply limit, as for `Get`.
 pub const MAX_BATCH_KEYS: usize = 256;
+/// Whether concurrent gets for one owner share requests
+/// ([`coalesce_gets`](crate::GroupcacheBuilder::coalesce_gets)): off.
+pub const COALESCE_GETS: bool = false;
+/// Single gets in flight to one owner past which, with coalescing on, further gets wait to
+/// share one request: 2.
+pub const COALESCE_IN_FLIGHT: usize = 2;
+/// How long, with coalescing on, the first get to an idle owner waits for others to share its
+/// request ([`coalesce_window`](crate::GroupcacheBuilder::coalesce_window)): zero, none.
+pub const COALESCE_WINDOW: Duration = Duration::ZERO;
 /// Points per peer on the hash ring: 768.
 pub const VIRTUAL_NODES: usize = crate::ring::DEFAULT_VNODES;
 /// Maximum encoded value size: 8 MiB.

@@ -464,4 +464,17 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     pub fn inflight_load_waiters(&self, key: &str) -> usize {
         self.state.load_waiters(key)
     }
+
+    /// Gets (of any group on this peer set) queued to share a request to their owner, with
+    /// [`coalesce_gets`](crate::GroupcacheBuilder::coalesce_gets) on.
+    #[must_use]
+    pub fn queued_gets(&self) -> usize {
+        self.state
+            .node()
+            .routing()
+            .clients()
+            .iter()
+            .map(|client| client.queued_gets())
+            .sum()
+    }
 }

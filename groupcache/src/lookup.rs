@@ -410,6 +410,9 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                 Ok(reply) => match self.decode(&key, reply.value.clone()) {
                     Ok(value) => {
                         self.counters.peer_loads.bump();
+                        if reply.coalesced {
+                            self.counters.coalesced_gets.bump();
+                        }
                         // A substitute's copy is no fresher than a hot copy: another copy made
                         // of it here would add its time to live to the substitute's.
                         let from_owner = asked_owner && Arc::ptr_eq(&client, &target);
@@ -470,6 +473,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         match (substitute_for, client.hedge_delay()) {
             (None, Some(delay)) if delay < within => {
                 self.ask_hedged(client, key, delay, within, context).await
+            }
+            (None, _) => {
+                let asked = client
+                    .get_from_owner(&self.name, key, within, context)
+                    .await;
+                Hedged::Asked(asked, client)
             }
             (substitute_for, _) => {
                 let asked = client

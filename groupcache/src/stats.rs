@@ -207,6 +207,11 @@ counters! {
     /// often lately: [`GroupBuilder::hot_key_threshold`](crate::GroupBuilder::hot_key_threshold)),
     /// so that the asker keeps a hot copy if its policy agrees.
     hot_marks => "hot_marks_total",
+    /// Fetches from a key's owner that shared one `GetMany` request with other gets for that
+    /// owner, because requests to it were in flight
+    /// ([`coalesce_gets`](crate::GroupcacheBuilder::coalesce_gets)). The owner counts each
+    /// shared request as one of its `server_requests`.
+    coalesced_gets => "coalesced_gets_total",
 }
 
 counters! {

@@ -27,8 +27,11 @@ use crate::trace::TraceContext;
 use crate::{Error, ErrorKind, GroupcachePeer};
 
 mod batch;
+mod coalesce;
 
 pub(crate) use self::batch::KeyReply;
+pub(crate) use self::coalesce::CoalesceConfig;
+use self::coalesce::Coalescer;
 
 /// Interval of HTTP/2 pings on every peer connection, busy or idle.
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -66,6 +69,8 @@ pub(crate) struct ChannelConfig {
     /// This peer, as the peers it asks name it: sent with gets and lease renewals, so that an
     /// owner can say whether its invalidations reach this peer.
     pub(crate) me: GroupcachePeer,
+    /// Whether and how concurrent gets for one owner share requests (`None`: off).
+    pub(crate) coalesce: Option<CoalesceConfig>,
 }
 
 /// A value a peer sent, with what a copy of it may keep.
@@ -78,6 +83,8 @@ pub(crate) struct Reply {
     pub(crate) lease: Option<LeaseTag>,
     /// The owner marked the key hot: asked for often lately (see `key_rates.rs`).
     pub(crate) hot: bool,
+    /// The value came in a request shared with other gets (coalescing).
+    pub(crate) coalesced: bool,
 }
 
 /// What the owner's entry had left when it answered (`expires_in_ms`), counted from when this
@@ -178,6 +185,8 @@ pub(crate) struct PeerClient {
     lease: std::sync::Arc<OwnerLease>,
     /// This peer's own address, as `asker` in gets and lease renewals.
     me: String,
+    /// Concurrent gets' shared requests, when coalescing is on (shared by clones).
+    coalescer: Option<std::sync::Arc<Coalescer>>,
 }
 
 impl PeerClient {
@@ -220,6 +229,9 @@ impl PeerClient {
                 std::sync::Arc::clone(&config.counters),
             )),
             me: config.me.to_string(),
+            coalescer: config
+                .coalesce
+                .map(|coalesce| std::sync::Arc::new(Coalescer::new(coalesce))),
             peer,
         })
     }
@@ -361,6 +373,7 @@ impl PeerClient {
             lease,
             value: reply.value,
             hot: reply.hot,
+            coalesced: false,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::{Error, ErrorKind, GroupcachePeer};
 const ERROR_KIND_KEY: &str = "groupcache-error";
 
 /// What a failed peer call means for the asking peer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PeerFailure {
     /// The owner answered; its answer is the result. No fallback.
     Answer(Error),

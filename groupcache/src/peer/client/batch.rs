@@ -117,6 +117,7 @@ impl PeerClient {
             expires_in: super::expires_in(result.expires_in_ms, sent_at),
             lease: lease.cloned(),
             hot: result.hot,
+            coalesced: false,
         })
     }
 }
