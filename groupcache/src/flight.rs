@@ -6,6 +6,12 @@
 //! callers still get the value, and it still fills the cache. Waiters subscribe to a `watch`
 //! channel that the flight writes once.
 //!
+//! [`FlightGroup::join_inline`] saves the task where the leader awaits its ticket at once (a
+//! single `get`): the leader's own task runs the flight, and only if the leader goes away
+//! before it ends (its `wait` future or its ticket dropped) is the rest spawned as a task of
+//! its own. So a caller that gives up still cancels nothing, and a flight that nobody gives
+//! up on costs no spawn, no task and no cross-task wake-up.
+//!
 //! The map entry is removed by a drop guard owned by the flight task, just before the result
 //! is published. The guard runs on every exit path (normal end, panic, the task being dropped at
 //! runtime shutdown) and removes the entry only if it still belongs to this flight, so a newer
@@ -18,9 +24,12 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::collections::hash_map;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::{Error, ErrorKind};
@@ -65,6 +74,9 @@ impl Superseded {
 pub(crate) struct Ticket<T> {
     rx: watch::Receiver<Slot<T>>,
     role: Role,
+    /// The flight itself, for a leader of [`FlightGroup::join_inline`]: run by `wait`, and
+    /// spawned if the ticket or `wait` is dropped before it ends.
+    run: Option<Detached>,
 }
 
 impl<T> Ticket<T> {
@@ -73,9 +85,39 @@ impl<T> Ticket<T> {
     }
 }
 
+/// A flight that no task runs yet: spawned when dropped, unless it ran to its end.
+struct Detached(Option<BoxFuture<'static, ()>>);
+
+impl Detached {
+    /// Runs the flight to its end here. A panic in it (not in the user's code, whose panics
+    /// are caught where it is called) ends it as a panicking task would: its guard unmaps it
+    /// and every waiter gets `Abandoned`; the panic does not reach the caller.
+    async fn run(&mut self) {
+        if let Some(flight) = self.0.as_mut() {
+            let _ = AssertUnwindSafe(flight).catch_unwind().await;
+            self.0 = None;
+        }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // Without a runtime (it is shutting down) the flight is dropped instead, as its task
+        // would be: its guard unmaps it and its waiters get `Abandoned`.
+        if let (Some(flight), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(flight);
+        }
+    }
+}
+
 impl<T: Clone> Ticket<T> {
     /// The flight's result, shared with every other caller of the flight.
     pub(crate) async fn wait(mut self) -> Result<T, Error> {
+        if let Some(run) = self.run.as_mut() {
+            // Dropping this future mid-way drops the ticket, whose `Detached` spawns the rest.
+            run.run().await;
+        }
         let filled = match self.rx.wait_for(Option::is_some).await {
             Ok(slot) => slot.clone(),
             // Every sender is gone without a result: the flight task was dropped (runtime
@@ -129,6 +171,24 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
         F: FnOnce(Superseded) -> Fut,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
+        let mut ticket = self.join_inline(key, work);
+        if let Some(mut run) = ticket.run.take() {
+            if let Some(flight) = run.0.take() {
+                tokio::spawn(flight);
+            }
+        }
+        ticket
+    }
+
+    /// [`FlightGroup::join`], but a leader's flight runs in the task that awaits the ticket's
+    /// [`Ticket::wait`], and is spawned only if that caller stops waiting (or drops the ticket)
+    /// before it ends: for a caller that waits at once, as a single `get` does. Not for one
+    /// that joins several flights before it awaits any: each would wait for the one before.
+    pub(crate) fn join_inline<F, Fut>(self: &Arc<Self>, key: &str, work: F) -> Ticket<T>
+    where
+        F: FnOnce(Superseded) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
         let (id, tx, rx, superseded) = {
             let mut flights = self.lock();
             match flights.entry(key.to_owned()) {
@@ -136,6 +196,7 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
                     return Ticket {
                         rx: flight.get().tx.subscribe(),
                         role: Role::Joined,
+                        run: None,
                     };
                 }
                 hash_map::Entry::Vacant(slot) => {
@@ -161,17 +222,18 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
             id,
         };
         let fut = work(superseded);
-        tokio::spawn(async move {
+        let flight = async move {
             let result = fut.await;
             // Unregister first, then publish. A caller arriving after this point starts a new
             // flight (whose leader finds the value in the cache) instead of joining a finished
             // one and receiving its result, which may be stale by then.
             drop(guard);
             tx.send_replace(Some(result));
-        });
+        };
         Ticket {
             rx,
             role: Role::Leader,
+            run: Some(Detached(Some(flight.boxed()))),
         }
     }
 
@@ -415,6 +477,96 @@ mod tests {
             let ticket = group.join("k", |_| async { Ok(3) });
             assert_eq!(ticket.role(), Role::Leader);
             assert_eq!(ticket.wait().await.unwrap(), 3);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn an_inline_leader_runs_the_flight_in_its_own_task() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let ran_in = Arc::new(Mutex::new(None));
+            let seen = Arc::clone(&ran_in);
+            let g = Arc::clone(&group);
+            let caller = tokio::spawn(async move {
+                let ticket = g.join_inline("k", move |_| async move {
+                    *seen.lock().unwrap() = tokio::task::try_id();
+                    Ok(5)
+                });
+                assert_eq!(ticket.role(), Role::Leader);
+                assert_eq!(ticket.wait().await.unwrap(), 5);
+                tokio::task::id()
+            });
+            let caller = caller.await.unwrap();
+            assert_eq!(*ran_in.lock().unwrap(), Some(caller), "no task of its own");
+            assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn an_inline_leader_that_gives_up_detaches_the_flight() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let gate = Arc::new(Notify::new());
+            let g = gate.clone();
+            let leader = tokio::spawn({
+                let group = group.clone();
+                async move {
+                    group
+                        .join_inline("k", |_| async move {
+                            g.notified().await;
+                            Ok(1)
+                        })
+                        .wait()
+                        .await
+                }
+            });
+            wait_for_waiters(&group, "k", 1).await;
+            let follower = tokio::spawn({
+                let group = group.clone();
+                async move { group.join_inline("k", |_| async { Ok(2) }).wait().await }
+            });
+            wait_for_waiters(&group, "k", 2).await;
+            leader.abort();
+            assert!(leader.await.unwrap_err().is_cancelled());
+            // The flight goes on in a task of its own: the follower gets its result.
+            gate.notify_one();
+            assert_eq!(follower.await.unwrap().unwrap(), 1);
+            assert_eq!(group.len(), 0);
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn an_inline_ticket_dropped_unawaited_still_runs_its_flight() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let ran = Arc::new(Notify::new());
+            let r = ran.clone();
+            drop(group.join_inline("k", move |_| async move {
+                r.notify_one();
+                Ok(1)
+            }));
+            ran.notified().await;
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_an_inline_flight_does_not_reach_the_leader() {
+        timeout(LIMIT, async {
+            let group = Arc::new(FlightGroup::<u32>::new());
+            let result = group
+                .join_inline("k", |_| async { panic!("a groupcache bug") })
+                .wait()
+                .await;
+            assert_eq!(result.unwrap_err().kind(), ErrorKind::Abandoned);
+            assert_eq!(group.len(), 0);
         })
         .await
         .expect("timed out");

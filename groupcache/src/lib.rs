@@ -56,6 +56,8 @@
 //!
 //! [`Group::get_many`] takes the same steps per key; `lookup/batch.rs` sends each owner's
 //! keys in one `GetMany` request (`peer/client/batch.rs`, answered in `peer/server/batch.rs`).
+//! With [`GroupcacheBuilder::coalesce_gets`], `peer/client/coalesce.rs` lets single gets for
+//! one owner that queue behind its requests in flight share such a request.
 //!
 //! [`Groupcache`] (`groupcache.rs`) owns the peer set: groups, membership, the service.
 //! Errors cross the wire in `peer/status.rs`; counters are declared once in `stats.rs`.

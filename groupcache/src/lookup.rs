@@ -253,7 +253,8 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         self.counters.loads.bump();
         let this = Arc::clone(self);
         let owned = key.to_owned();
-        let ticket = self.fetches.join(key, move |superseded| {
+        // This caller awaits the ticket at once: the fetch runs in its task unless it gives up.
+        let ticket = self.fetches.join_inline(key, move |superseded| {
             // A child of the leader's `get` span; waiters that join later share it.
             let span = tracing::debug_span!("groupcache.fetch");
             async move { this.fetch(owned, superseded, context).await }.instrument(span)

@@ -162,6 +162,13 @@ fn main() {
                 workloads::remote_hit(&plan, &go, size, &mut rows).await;
             }
         }
+        for size in [100, 10 << 10] {
+            let name = format!("remote hit {}, coalescing", workloads::size_name(size));
+            if wanted(&name) {
+                eprintln!("[{:>5.1}s] {name}", started.elapsed().as_secs_f64());
+                workloads::coalescing(&plan, size, &mut rows).await;
+            }
+        }
         if wanted("large value 8 MiB") {
             eprintln!("[{:>5.1}s] large value", started.elapsed().as_secs_f64());
             workloads::large_value(&plan, &mut rows).await;

@@ -41,6 +41,20 @@ impl Ours {
         setup: &Setup,
         tune: impl Fn(GroupBuilder<Bytes, Postcard>) -> GroupBuilder<Bytes, Postcard>,
     ) -> Self {
+        Self::launch(setup, false, tune).await
+    }
+
+    /// As [`Ours::start`], with concurrent gets for one owner sharing requests
+    /// (`GroupcacheBuilder::coalesce_gets`).
+    pub(crate) async fn start_coalescing(setup: &Setup) -> Self {
+        Self::launch(setup, true, |group| group).await
+    }
+
+    async fn launch(
+        setup: &Setup,
+        coalesce: bool,
+        tune: impl Fn(GroupBuilder<Bytes, Postcard>) -> GroupBuilder<Bytes, Postcard>,
+    ) -> Self {
         let source = Source::new(setup.nodes, setup.value_size, setup.loader_delay);
         let mut servers = Servers::default();
         let (listeners, addrs) = Servers::bind_many(setup.nodes).await;
@@ -53,7 +67,8 @@ impl Ours {
             };
             let builder = Groupcache::builder(addrs[node])
                 .max_value_size(setup.max_value + LIMIT_SLACK)
-                .peer_timeout(setup.peer_timeout);
+                .peer_timeout(setup.peer_timeout)
+                .coalesce_gets(coalesce);
             let cache = match setup.hedge_percentile {
                 Some(percentile) => builder.hedge_at_percentile(percentile),
                 None => builder,

@@ -9,6 +9,8 @@ use crate::measure::Sample;
 
 /// Who ran a row.
 pub(crate) const OURS: &str = "ours";
+/// This library with coalescing off, where the `OURS` row of a workload has it on.
+pub(crate) const OURS_SINGLE: &str = "ours, coalescing off";
 pub(crate) const PUBLISHED: &str = "groupcache 0.3.0";
 pub(crate) const ECHO: &str = "tonic echo";
 pub(crate) const MOKA: &str = "moka get";

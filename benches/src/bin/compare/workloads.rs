@@ -15,7 +15,7 @@ use crate::go::Go;
 use crate::measure::{Budget, Op};
 use crate::ours::Ours;
 use crate::published::Published;
-use crate::report::{ECHO, MAP, MOKA, OURS, PUBLISHED, QUICK, Row};
+use crate::report::{ECHO, MAP, MOKA, OURS, OURS_SINGLE, PUBLISHED, QUICK, Row};
 use crate::rounds::{self, Entrant, Mode};
 
 /// What a run does: how long each figure takes and how big the fixed-size workloads are.
@@ -255,6 +255,65 @@ async fn remote(
         {
             row.note
                 .push_str(&format!("owner's main cache holds {cached} values"));
+        }
+    }
+}
+
+/// Coalescing (`GroupcacheBuilder::coalesce_gets`): `Plan::in_flight` callers at once, as in
+/// the remote hit rows, with coalescing on (`OURS`), next to ours with it off and the echo.
+/// Only in flight: a sequential caller never finds a request to share.
+pub(crate) async fn coalescing(plan: &Plan, value_size: usize, rows: &mut Vec<Row>) {
+    let setup = Setup {
+        nodes: 2,
+        value_size,
+        loader_delay: None,
+        hot_cache: false,
+        max_value: value_size,
+        peer_timeout: PEER_TIMEOUT,
+        proxied: None,
+        hedge_percentile: None,
+    };
+    let keys = (0, 1, plan.in_flight);
+    let mut entrants = Vec::new();
+    let mut coalesced = None;
+    if plan.wants(OURS) {
+        let cluster = Arc::new(Ours::start_coalescing(&setup).await);
+        entrants.push(gets_from(OURS, &cluster, &setup, keys).await);
+        coalesced = Some(cluster);
+        let single = Arc::new(Ours::start(&setup).await);
+        entrants.push(gets_from(OURS_SINGLE, &single, &setup, keys).await);
+    }
+    if plan.wants(ECHO) {
+        let echo = EchoCall {
+            pair: EchoPair::start(value_size).await,
+            key: "remote-0".to_owned(),
+        };
+        entrants.push(Entrant::new(ECHO, echo, || None));
+    }
+    let mode = Mode {
+        budget: plan.budget,
+        rounds: plan.rounds,
+        callers: Some(plan.in_flight),
+        batch: 1,
+    };
+    let name = format!(
+        "remote hit {}, coalescing on, {} in flight",
+        size_name(value_size),
+        plan.in_flight
+    );
+    rows.extend(rounds::run(&name, mode, &entrants).await);
+    if let Some(cluster) = coalesced {
+        let stats = cluster.node(0).stats();
+        let requests = cluster.node(1).stats().server_requests;
+        if let Some(row) = rows
+            .iter_mut()
+            .rev()
+            .find(|r| r.workload == name && r.contender == OURS)
+        {
+            row.note.push_str(&format!(
+                "{} of {} peer gets shared a request; owner served {} requests",
+                stats.coalesced_gets, stats.peer_loads, requests
+            ));
         }
     }
 }
