@@ -256,7 +256,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         // This caller awaits the ticket at once: the fetch runs in its task unless it gives up.
         let ticket = self.fetches.join_inline(key, move |superseded| {
             // A child of the leader's `get` span; waiters that join later share it.
-            let span = tracing::debug_span!("groupcache.fetch");
+            let span = crate::trace::debug_span_if_on!("groupcache.fetch");
             async move { this.fetch(owned, superseded, context).await }.instrument(span)
         });
         if ticket.role() == Role::Leader {
@@ -373,7 +373,12 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
             let (client, substitute_for) = match route {
                 Route::Local => {
                     let outcome = self.local_outcome(attempt);
-                    return found(self.load(&key, context, Keep::AsUsual).await?, outcome);
+                    // Boxed, here and below: a load's state is larger than an ask's, and this
+                    // fetch's future (moved into a box by the flight) would be as large.
+                    return found(
+                        Box::pin(self.load(&key, context, Keep::AsUsual)).await?,
+                        outcome,
+                    );
                 }
                 Route::Substitute { via: None, .. } => {
                     // This peer is the substitute: it loads, and keeps the value as the owner
@@ -381,7 +386,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
                     // peer and get.
                     self.counters.rerouted_gets.bump();
                     let outcome = self.local_outcome(attempt);
-                    return found(self.load(&key, context, Keep::AsSubstitute).await?, outcome);
+                    return found(
+                        Box::pin(self.load(&key, context, Keep::AsSubstitute)).await?,
+                        outcome,
+                    );
                 }
                 Route::Substitute {
                     owner,
@@ -456,7 +464,7 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         // Neither the owner nor its substitute answered: load here, keeping at most a hot copy.
         self.counters.fallback_loads.bump();
         found(
-            self.load(&key, context, Keep::AsUsual).await?,
+            Box::pin(self.load(&key, context, Keep::AsUsual)).await?,
             Outcome::Fallback,
         )
     }
@@ -472,8 +480,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         context: Option<&TraceContext>,
     ) -> Hedged<V> {
         match (substitute_for, client.hedge_delay()) {
+            // Boxed: its state (two requests and a load at once) is several times a single
+            // ask's, and would otherwise make every fetch's future that large.
             (None, Some(delay)) if delay < within => {
-                self.ask_hedged(client, key, delay, within, context).await
+                Box::pin(self.ask_hedged(client, key, delay, within, context)).await
             }
             (None, _) => {
                 let asked = client

@@ -430,6 +430,7 @@ mod tests {
                 "negative_hits" => &counters.negative_hits,
                 "peer_batches" => &counters.peer_batches,
                 "hot_marks" => &counters.hot_marks,
+                "coalesced_gets" => &counters.coalesced_gets,
                 other => panic!("counter {other} missing from this test"),
             };
             for _ in 0..=i {
@@ -442,6 +443,6 @@ mod tests {
         let back = Stats::from_proto(&stats.to_proto("g"));
         assert_eq!(back, stats);
         assert_eq!(back.gets, 1);
-        assert_eq!(back.hot_marks, Counters::NAMES.len() as u64);
+        assert_eq!(back.coalesced_gets, Counters::NAMES.len() as u64);
     }
 }

@@ -7,6 +7,28 @@ use std::future::Future;
 /// The gRPC metadata key a trace context travels in, as in W3C Trace Context.
 pub(crate) const TRACEPARENT: &str = "traceparent";
 
+/// Whether any subscriber may enable `debug` spans: the global maximum level, one atomic load.
+/// Building a disabled span still costs its callsite's interest check and, where tracing's
+/// `log` feature is on somewhere in the build, a look at `log`'s level too (about 150
+/// instructions); the spans of every `get` and peer request are built only when this holds.
+#[inline]
+pub(crate) fn debug_spans_may_be_on() -> bool {
+    tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG
+}
+
+/// `tracing::debug_span!`, or `Span::none()` (as disabled as a span can be) when no subscriber
+/// may enable debug spans ([`debug_spans_may_be_on`]).
+macro_rules! debug_span_if_on {
+    ($($span:tt)*) => {
+        if $crate::trace::debug_spans_may_be_on() {
+            tracing::debug_span!($($span)*)
+        } else {
+            tracing::Span::none()
+        }
+    };
+}
+pub(crate) use debug_span_if_on;
+
 tokio::task_local! {
     static CURRENT: TraceContext;
 }

@@ -427,7 +427,11 @@ impl PeerClient {
         let span = if ask.held_only {
             tracing::Span::none()
         } else {
-            tracing::debug_span!("groupcache.peer_request", peer = %self.peer, span_id = Empty)
+            crate::trace::debug_span_if_on!(
+                "groupcache.peer_request",
+                peer = %self.peer,
+                span_id = Empty
+            )
         };
         if let Some(context) = context {
             span.record("span_id", context.span_id().as_str());

@@ -118,7 +118,7 @@ impl GroupcacheRpc for PeerHandler {
                 Err(err) => Err(to_status(&err)),
             };
         }
-        let span = tracing::debug_span!(
+        let span = crate::trace::debug_span_if_on!(
             "groupcache.serve",
             group = %group,
             key = Empty,
