@@ -38,7 +38,10 @@ fn keys_owned_by(cluster: &TestCluster, owner: usize, prefix: &str, n: usize) ->
 async fn fill_the_slots(
     cluster: &TestCluster,
     prefix: &str,
-) -> Vec<(String, tokio::task::JoinHandle<Result<String, groupcache::Error>>)> {
+) -> Vec<(
+    String,
+    tokio::task::JoinHandle<Result<String, groupcache::Error>>,
+)> {
     let busy = keys_owned_by(cluster, 1, prefix, COALESCE_IN_FLIGHT);
     for key in &busy {
         cluster.loader.script_on(1, key, Script::Gate);
@@ -234,7 +237,10 @@ async fn a_queued_get_waits_at_most_its_own_peer_timeout() {
         // Its own deadline passed while it waited (the owner holds every load): it went on as a
         // get whose request timed out, to this peer as the owner's substitute.
         assert_eq!(found.unwrap(), value_of(&key, 1));
-        assert!(took >= SHORT_TIMEOUT, "waited for the owner first: {took:?}");
+        assert!(
+            took >= SHORT_TIMEOUT,
+            "waited for the owner first: {took:?}"
+        );
         assert!(took < SHORT_TIMEOUT + SLACK, "then loaded here: {took:?}");
         assert_eq!(cluster.loader.loads_on(0, &key), 1);
         let stats = cluster.node(0).stats();
