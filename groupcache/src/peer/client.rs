@@ -135,7 +135,8 @@ impl ChannelConfig {
         let endpoint = Endpoint::from_shared(format!("{scheme}://{}", peer.addr()))
             .map_err(invalid)?
             .connect_timeout(self.connect_timeout)
-            .timeout(self.request_timeout)
+            // No `.timeout(..)`: every call runs under `PeerClient::deadline_of`, which also
+            // covers waiting for a connection; a second timer per request would only cost.
             // Without it, a 10 KiB reply can wait ~40 ms on Nagle's algorithm.
             .tcp_nodelay(true)
             // A connection that silently stops delivering (a peer gone without a reset, a
@@ -638,8 +639,9 @@ impl PeerClient {
         request
     }
 
-    /// The endpoint's timeout covers the request once a connection exists; this hard deadline
-    /// also covers waiting for the connection, whatever the connector does. A panic while
+    /// The one deadline of every call (the endpoint sets none): it covers waiting for the
+    /// connection, whatever the connector does, and the request; the `grpc-timeout` header
+    /// each request carries tells the peer when to give up on it. A panic while
     /// handling the reply (tonic's status parsing `expect`s well-formed headers) is the peer's
     /// fault, not the loader's: it becomes a transport failure here.
     async fn deadline<T>(

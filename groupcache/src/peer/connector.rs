@@ -9,9 +9,10 @@ use crate::{BoxError, GroupcachePeer};
 /// Opens the gRPC channel to a peer.
 ///
 /// groupcache prepares an [`Endpoint`] for the peer's address with its own settings (connect
-/// timeout, request deadline, `TCP_NODELAY`, HTTP/2 keep-alive pings every 10 s, idle or not,
+/// timeout, `TCP_NODELAY`, HTTP/2 keep-alive pings every 10 s, idle or not,
 /// closing a connection whose ping is unanswered for 5 s) and hands it to the connector, which
-/// may change any of them and returns the channel. One channel is opened per peer and reused by every request to it;
+/// may change any of them and returns the channel (the peer timeout is not among them: every
+/// request runs under it, whatever the endpoint says). One channel is opened per peer and reused by every request to it;
 /// tonic reconnects it after the peer restarts.
 ///
 /// The default, [`LazyConnector`], connects on first use. Replace it to route through a proxy,
