@@ -16,7 +16,7 @@ mod moka_store;
 mod quick_store;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -98,6 +98,16 @@ enum Store<V> {
 /// A size-bounded tier. A tier of capacity zero stores nothing.
 pub(crate) struct Tier<V> {
     store: Option<Store<V>>,
+    /// Set before the first entry goes into `store`, never cleared: until then [`Tier::get`]
+    /// answers a miss without probing the backend. A main hit probes the hot tier first, and
+    /// on a peer that keeps no hot copies (or none yet) that probe is all cost.
+    ///
+    /// Relaxed is enough. An insert that happens before a get (same thread, or ordered by
+    /// whatever told the getter the value is there: a flight's answer, a lock, a join) stores
+    /// the flag before it inserts, so by coherence the get's load sees `true` and it probes the
+    /// backend, whose own locks make the entry visible. A get concurrent with the first insert
+    /// may miss it, as it may miss it in the backend.
+    stored: AtomicBool,
     capacity: u64,
     /// The heaviest entry stored; a heavier one is returned to its callers but not kept.
     max_entry: u64,
@@ -161,6 +171,7 @@ impl<V: Send + Sync + 'static> Tier<V> {
         };
         Tier {
             store,
+            stored: AtomicBool::new(false),
             capacity: capacity_bytes,
             max_entry,
             ttl,
@@ -197,6 +208,9 @@ impl<V: Send + Sync + 'static> Tier<V> {
     /// The clock is read only for an entry that expires or has a lease.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Arc<Entry<V>>> {
+        if !self.stored.load(Ordering::Relaxed) {
+            return None;
+        }
         let entry = match self.store.as_ref()? {
             Store::Quick(store) => store.get(key),
             Store::Moka(store) => store.get(key),
@@ -338,6 +352,10 @@ impl<V: Send + Sync + 'static> Tier<V> {
             expires_at: deadline(ttl),
             lease,
         });
+        // Read first: a store on every insert would take the line `get` reads from every core.
+        if !self.stored.load(Ordering::Relaxed) {
+            self.stored.store(true, Ordering::Relaxed);
+        }
         match kept {
             Store::Quick(store) => store.insert(key, &entry, superseded),
             Store::Moka(store) => store.insert(key, &entry, superseded),
@@ -560,6 +578,26 @@ mod tests {
                 .filter(|i| *i != 3 && *i != 7)
                 .all(|i| tier.get(&format!("k{i}")).is_some())
         );
+    }
+
+    #[test]
+    fn a_tier_that_never_stored_misses_and_the_first_insert_is_seen_by_other_threads() {
+        for backend in BACKENDS {
+            let tier = Tier::with_backend(backend, "t", 1 << 20, 1 << 20, None);
+            assert!(tier.get("k").is_none(), "{backend:?}");
+            // Inserted on one thread, read on another after the join (a happens-before edge).
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    tier.insert("k", 1u8, Bytes::from_static(b"1"), &Superseded::default())
+                });
+            });
+            let seen = std::thread::scope(|scope| scope.spawn(|| tier.get("k").is_some()).join());
+            assert!(seen.unwrap(), "{backend:?}: the first insert was not seen");
+            // Emptied again, the tier still probes: a later insert is found.
+            tier.clear();
+            tier.insert("j", 2u8, Bytes::from_static(b"2"), &Superseded::default());
+            assert_eq!(tier.get("j").unwrap().value, 2, "{backend:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 use tracing::field::Empty;
+use tracing::level_filters::LevelFilter;
 
 use crate::lookup::GroupState;
 use crate::stats::Stats;
@@ -33,6 +34,18 @@ impl<V> std::fmt::Debug for Group<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.state, f)
     }
+}
+
+/// Whether any subscriber may enable a debug span: the global max-level hint, one relaxed load.
+///
+/// `debug_span!` costs about 150 instructions even when no subscriber wants it (the callsite's
+/// checks, its field values, and where tracing's `log` feature is on, its `log` fallback):
+/// as much as the rest of a cache hit. Below `DEBUG`, no subscriber can enable the span, so
+/// `get` does not build one. What that skips besides: with tracing's `log` feature and no
+/// tracing subscriber at all, the span's own records to `log` (its events still go there).
+#[inline]
+fn debug_may_be_on() -> bool {
+    LevelFilter::current() >= LevelFilter::DEBUG
 }
 
 impl<V: Clone + Send + Sync + 'static> Group<V> {
@@ -126,19 +139,20 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
     pub async fn get(&self, key: &str) -> Result<V, Error> {
         let state = &self.state;
         let started = state.telemetry().map(|_| Instant::now());
-        let span = tracing::debug_span!(
-            "groupcache.get",
-            group = %state.name(),
-            key = Empty,
-            owner = Empty,
-            outcome = Empty,
-            trace_id = Empty,
-            span_id = Empty,
-        );
-        let (result, outcome) = if span.is_disabled() {
-            // Nobody listens: no trace context unless the caller set one.
-            state.lookup(key, TraceContext::current()).await
-        } else {
+        let span = debug_may_be_on()
+            .then(|| {
+                tracing::debug_span!(
+                    "groupcache.get",
+                    group = %state.name(),
+                    key = Empty,
+                    owner = Empty,
+                    outcome = Empty,
+                    trace_id = Empty,
+                    span_id = Empty,
+                )
+            })
+            .filter(|span| !span.is_disabled());
+        let (result, outcome) = if let Some(span) = span {
             let context =
                 TraceContext::current().map_or_else(TraceContext::new_root, |c| c.child());
             if let Some(shown) = state.node().trace_keys().show(key) {
@@ -156,6 +170,9 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
                 .await;
             span.record("outcome", found.1.as_str());
             found
+        } else {
+            // Nobody listens: no trace context unless the caller set one.
+            state.lookup(key, TraceContext::current()).await
         };
         if let (Some(telemetry), Some(started)) = (state.telemetry(), started) {
             telemetry.observe_get(outcome, started.elapsed());
@@ -228,21 +245,25 @@ impl<V: Clone + Send + Sync + 'static> Group<V> {
         let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
         let state = &self.state;
         let started = state.telemetry().map(|_| Instant::now());
-        let span = tracing::debug_span!(
-            "groupcache.get_many",
-            group = %state.name(),
-            keys = keys.len(),
-            trace_id = Empty,
-            span_id = Empty,
-        );
-        let found = if span.is_disabled() {
-            state.get_many(&keys, TraceContext::current()).await
-        } else {
+        let span = debug_may_be_on()
+            .then(|| {
+                tracing::debug_span!(
+                    "groupcache.get_many",
+                    group = %state.name(),
+                    keys = keys.len(),
+                    trace_id = Empty,
+                    span_id = Empty,
+                )
+            })
+            .filter(|span| !span.is_disabled());
+        let found = if let Some(span) = span {
             let context =
                 TraceContext::current().map_or_else(TraceContext::new_root, |c| c.child());
             span.record("trace_id", context.trace_id().as_str());
             span.record("span_id", context.span_id().as_str());
             state.get_many(&keys, Some(context)).instrument(span).await
+        } else {
+            state.get_many(&keys, TraceContext::current()).await
         };
         // Every key took as long as the whole call.
         if let (Some(telemetry), Some(started)) = (state.telemetry(), started) {

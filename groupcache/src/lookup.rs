@@ -238,18 +238,20 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         key: &str,
         context: Option<TraceContext>,
     ) -> (Result<V, Error>, Outcome) {
-        self.counters.gets.bump();
+        // A hit bumps its hit counter alone; `gets` adds the hits in the snapshot.
         if let Err(err) = self.check_key(key) {
+            self.counters.get_not_hit();
             return (Err(err), Outcome::Error);
         }
         if let Some(entry) = self.hot.get(key) {
-            self.counters.hot_hits.bump();
+            self.counters.hot_hit();
             return (Ok(entry.value.clone()), Outcome::HotHit);
         }
         if let Some(entry) = self.main.get(key) {
-            self.counters.main_hits.bump();
+            self.counters.main_hit();
             return (Ok(entry.value.clone()), Outcome::MainHit);
         }
+        self.counters.get_not_hit();
         self.counters.loads.bump();
         let this = Arc::clone(self);
         let owned = key.to_owned();

@@ -110,18 +110,20 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         context: Option<TraceContext>,
         batches: &mut Batches<V>,
     ) -> Pending<V> {
-        self.counters.gets.bump();
+        // Counted as `lookup` counts a get.
         if let Err(err) = self.check_key(key) {
+            self.counters.get_not_hit();
             return Pending::Ready(Err(err), Outcome::Error);
         }
         if let Some(entry) = self.hot.get(key) {
-            self.counters.hot_hits.bump();
+            self.counters.hot_hit();
             return Pending::Ready(Ok(entry.value.clone()), Outcome::HotHit);
         }
         if let Some(entry) = self.main.get(key) {
-            self.counters.main_hits.bump();
+            self.counters.main_hit();
             return Pending::Ready(Ok(entry.value.clone()), Outcome::MainHit);
         }
+        self.counters.get_not_hit();
         self.counters.loads.bump();
         let this = Arc::clone(self);
         let owned = key.to_owned();
