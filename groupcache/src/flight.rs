@@ -172,10 +172,8 @@ impl<T: Clone + Send + Sync + 'static> FlightGroup<T> {
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let mut ticket = self.join_inline(key, work);
-        if let Some(mut run) = ticket.run.take() {
-            if let Some(flight) = run.0.take() {
-                tokio::spawn(flight);
-            }
+        if let Some(flight) = ticket.run.take().and_then(|mut run| run.0.take()) {
+            tokio::spawn(flight);
         }
         ticket
     }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::trace::debug_spans_may_be_on as debug_may_be_on;
 use tracing::Instrument;
 use tracing::field::Empty;
-use tracing::level_filters::LevelFilter;
 
 use crate::lookup::GroupState;
 use crate::stats::Stats;
@@ -34,18 +34,6 @@ impl<V> std::fmt::Debug for Group<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.state, f)
     }
-}
-
-/// Whether any subscriber may enable a debug span: the global max-level hint, one relaxed load.
-///
-/// `debug_span!` costs about 150 instructions even when no subscriber wants it (the callsite's
-/// checks, its field values, and where tracing's `log` feature is on, its `log` fallback):
-/// as much as the rest of a cache hit. Below `DEBUG`, no subscriber can enable the span, so
-/// `get` does not build one. What that skips besides: with tracing's `log` feature and no
-/// tracing subscriber at all, the span's own records to `log` (its events still go there).
-#[inline]
-fn debug_may_be_on() -> bool {
-    LevelFilter::current() >= LevelFilter::DEBUG
 }
 
 impl<V: Clone + Send + Sync + 'static> Group<V> {

@@ -7,10 +7,15 @@ use std::future::Future;
 /// The gRPC metadata key a trace context travels in, as in W3C Trace Context.
 pub(crate) const TRACEPARENT: &str = "traceparent";
 
-/// Whether any subscriber may enable `debug` spans: the global maximum level, one atomic load.
-/// Building a disabled span still costs its callsite's interest check and, where tracing's
-/// `log` feature is on somewhere in the build, a look at `log`'s level too (about 150
-/// instructions); the spans of every `get` and peer request are built only when this holds.
+/// Whether any subscriber may enable `debug` spans: the global max-level hint, one relaxed
+/// load.
+///
+/// `debug_span!` costs about 150 instructions even when no subscriber wants it (the callsite's
+/// checks, its field values, and where tracing's `log` feature is on, its `log` fallback): as
+/// much as the rest of a cache hit. Below `DEBUG`, no subscriber can enable the span, so the
+/// spans of every `get` and peer request are built only when this holds. What that skips
+/// besides: with tracing's `log` feature and no tracing subscriber at all, those spans' own
+/// records to `log` (events still go there).
 #[inline]
 pub(crate) fn debug_spans_may_be_on() -> bool {
     tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG
