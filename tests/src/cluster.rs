@@ -184,6 +184,15 @@ pub trait Cluster {
             .expect("some key maps to every node")
     }
 
+    /// `n` keys owned by node `owner`, made from `prefix` as [`Cluster::key_owned_by`] makes one.
+    fn keys_owned_by(&self, owner: usize, prefix: &str, n: usize) -> Vec<String> {
+        (0..)
+            .map(|i| format!("{prefix}-{i}"))
+            .filter(|key| self.owner_of(key) == owner)
+            .take(n)
+            .collect()
+    }
+
     /// Asserts that no running node has a flight left (invariant I7).
     fn assert_no_flights(&self) {
         for (i, cache) in self.running() {

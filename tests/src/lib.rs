@@ -429,6 +429,11 @@ impl TestCluster {
         Cluster::key_owned_by(self, owner, prefix)
     }
 
+    /// `n` keys owned by node `owner`, made from `prefix`.
+    pub fn keys_owned_by(&self, owner: usize, prefix: &str, n: usize) -> Vec<String> {
+        Cluster::keys_owned_by(self, owner, prefix, n)
+    }
+
     /// Replaces node `i`'s peer list.
     pub async fn set_peers_on(&self, i: usize, peers: &[SocketAddr]) {
         self.nodes[i]

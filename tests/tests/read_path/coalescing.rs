@@ -24,15 +24,6 @@ fn coalescing(nodes: usize, peer_timeout: Duration) -> ClusterSpec {
         })
 }
 
-/// `n` keys made from `prefix`, each owned by `owner`.
-fn keys_owned_by(cluster: &TestCluster, owner: usize, prefix: &str, n: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}-{i}"))
-        .filter(|k| cluster.owner_of(k) == owner)
-        .take(n)
-        .collect()
-}
-
 /// Fills node 0's request slots to node 1 with gets of keys whose loads node 1 holds at the
 /// gate: the keys, and their callers.
 async fn fill_the_slots(
@@ -42,7 +33,7 @@ async fn fill_the_slots(
     String,
     tokio::task::JoinHandle<Result<String, groupcache::Error>>,
 )> {
-    let busy = keys_owned_by(cluster, 1, prefix, COALESCE_IN_FLIGHT);
+    let busy = cluster.keys_owned_by(1, prefix, COALESCE_IN_FLIGHT);
     for key in &busy {
         cluster.loader.script_on(1, key, Script::Gate);
     }
@@ -62,7 +53,7 @@ async fn gets_queued_behind_busy_requests_share_one_request() {
     within_limit(async {
         let cluster = coalescing(2, PATIENT).start().await;
         let busy = fill_the_slots(&cluster, "busy").await;
-        let queued = keys_owned_by(&cluster, 1, "queued", 20);
+        let queued = cluster.keys_owned_by(1, "queued", 20);
         let callers: Vec<_> = queued
             .iter()
             .map(|key| spawn_get(cluster.node(0), key))
@@ -106,7 +97,7 @@ async fn gets_queued_behind_busy_requests_share_one_request() {
 async fn on_an_idle_link_each_get_goes_out_at_once() {
     within_limit(async {
         let cluster = coalescing(2, PATIENT).start().await;
-        let keys = keys_owned_by(&cluster, 1, "idle", 10);
+        let keys = cluster.keys_owned_by(1, "idle", 10);
         for key in &keys {
             assert_eq!(cluster.node(0).get(key).await.unwrap(), value_of(key, 1));
             assert_eq!(cluster.node(0).queued_gets(), 0);
@@ -128,7 +119,7 @@ async fn coalescing_is_off_by_default() {
             .start()
             .await;
         let busy = fill_the_slots(&cluster, "busy").await;
-        let more = keys_owned_by(&cluster, 1, "more", 10);
+        let more = cluster.keys_owned_by(1, "more", 10);
         for key in &more {
             assert_eq!(cluster.node(0).get(key).await.unwrap(), value_of(key, 1));
         }
@@ -270,7 +261,7 @@ async fn with_a_window_even_the_first_get_waits_for_company() {
             .configure(move |_, b| b.coalesce_window(window))
             .start()
             .await;
-        let keys = keys_owned_by(&cluster, 1, "windowed", 10);
+        let keys = cluster.keys_owned_by(1, "windowed", 10);
         let callers: Vec<_> = keys
             .iter()
             .map(|key| spawn_get(cluster.node(0), key))

@@ -25,15 +25,6 @@ async fn patient(nodes: usize) -> TestCluster {
         .await
 }
 
-/// `n` keys made from `prefix`, each owned by `owner`.
-fn keys_owned_by(cluster: &TestCluster, owner: usize, prefix: &str, n: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{prefix}-{i}"))
-        .filter(|k| cluster.owner_of(k) == owner)
-        .take(n)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_keys_over_3_peers_take_one_request_per_other_owner() {
     within_limit(async {
@@ -263,7 +254,7 @@ async fn one_keys_error_does_not_fail_the_others() {
 async fn a_batch_over_the_key_limit_is_split_into_several_requests() {
     within_limit(async {
         let cluster = patient(2).await;
-        let keys = keys_owned_by(&cluster, 1, "split", 2 * MAX_BATCH_KEYS + 88);
+        let keys = cluster.keys_owned_by(1, "split", 2 * MAX_BATCH_KEYS + 88);
         let found = cluster.node(0).get_many(&keys).await;
         for (key, found) in keys.iter().zip(found) {
             assert_eq!(found.unwrap(), value_of(key, 1));
@@ -292,7 +283,7 @@ async fn values_that_do_not_fit_in_one_reply_are_asked_for_one_by_one() {
             })
             .start()
             .await;
-        let keys = keys_owned_by(&cluster, 1, "big", 5);
+        let keys = cluster.keys_owned_by(1, "big", 5);
         for key in &keys {
             cluster.loader.script(key, Script::Size(900));
         }
@@ -362,8 +353,8 @@ async fn a_caller_that_gives_up_cancels_nothing() {
             .configure(|_, b| b.peer_timeout(PATIENT).handoff_window(Duration::ZERO))
             .start()
             .await;
-        let remote = keys_owned_by(&cluster, 1, "abandoned", 5);
-        let local = keys_owned_by(&cluster, 0, "abandoned", 5);
+        let remote = cluster.keys_owned_by(1, "abandoned", 5);
+        let local = cluster.keys_owned_by(0, "abandoned", 5);
         let keys: Vec<String> = remote.iter().chain(&local).cloned().collect();
         for key in &keys {
             cluster.loader.script(key, Script::Gate);
@@ -426,8 +417,8 @@ async fn each_key_of_a_slow_owners_batch_returns_within_the_peer_timeout() {
             .configure(|_, b| b.peer_timeout(SHORT_TIMEOUT).handoff_window(Duration::ZERO))
             .start()
             .await;
-        let slow = keys_owned_by(&cluster, 2, "slow", 10);
-        let local = keys_owned_by(&cluster, 0, "slow", 3);
+        let slow = cluster.keys_owned_by(2, "slow", 10);
+        let local = cluster.keys_owned_by(0, "slow", 3);
         for key in &slow {
             cluster.loader.script_on(2, key, Script::Gate);
         }
