@@ -359,10 +359,10 @@ impl GroupcacheBuilder {
     /// Counted in [`Stats::coalesced_gets`](crate::stats::Stats::coalesced_gets).
     ///
     /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let cache = groupcache::Groupcache::builder("127.0.0.1:8080".parse()?)
-    ///     .coalesce_gets(true)
-    ///     .build();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let me: std::net::SocketAddr = "127.0.0.1:8080".parse()?;
+    /// let cache = groupcache::Groupcache::builder(me).coalesce_gets(true).build();
     /// # drop(cache);
     /// # Ok(()) }
     /// ```
