@@ -313,6 +313,27 @@ mod tests {
         }
     }
 
+    /// How a test joins: [`FlightGroup::join`] (the flight spawned at once) or
+    /// [`FlightGroup::join_inline`] (run by the leader's `wait`, spawned if the leader goes).
+    #[derive(Debug, Clone, Copy)]
+    enum Join {
+        Spawned,
+        Inline,
+    }
+
+    impl Join {
+        fn join<F, Fut>(self, group: &Arc<FlightGroup<u32>>, key: &str, work: F) -> Ticket<u32>
+        where
+            F: FnOnce(Superseded) -> Fut,
+            Fut: Future<Output = Result<u32, Error>> + Send + 'static,
+        {
+            match self {
+                Join::Spawned => group.join(key, work),
+                Join::Inline => group.join_inline(key, work),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_callers_share_one_run() {
         timeout(LIMIT, async {
@@ -350,6 +371,15 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_leader_does_not_cancel_the_flight() {
+        dropping_the_leader_leaves_the_flight_running(Join::Spawned).await;
+    }
+
+    #[tokio::test]
+    async fn an_inline_leader_that_gives_up_detaches_the_flight() {
+        dropping_the_leader_leaves_the_flight_running(Join::Inline).await;
+    }
+
+    async fn dropping_the_leader_leaves_the_flight_running(how: Join) {
         timeout(LIMIT, async {
             let group = Arc::new(FlightGroup::<u32>::new());
             let gate = Arc::new(Notify::new());
@@ -357,27 +387,28 @@ mod tests {
             let leader = tokio::spawn({
                 let group = group.clone();
                 async move {
-                    group
-                        .join("k", |_| async move {
-                            g.notified().await;
-                            Ok(1)
-                        })
-                        .wait()
-                        .await
+                    how.join(&group, "k", |_| async move {
+                        g.notified().await;
+                        Ok(1)
+                    })
+                    .wait()
+                    .await
                 }
             });
             wait_for_waiters(&group, "k", 1).await;
             let follower = tokio::spawn({
                 let group = group.clone();
                 async move {
-                    let ticket = group.join("k", |_| async { Ok(2) });
+                    let ticket = how.join(&group, "k", |_| async { Ok(2) });
                     let role = ticket.role();
                     (ticket.wait().await, role)
                 }
             });
             wait_for_waiters(&group, "k", 2).await;
             leader.abort();
+            assert!(leader.await.unwrap_err().is_cancelled());
             wait_for_waiters(&group, "k", 1).await;
+            // Either way the flight is in a task of its own now (an inline one since the abort).
             gate.notify_one();
             let (result, role) = follower.await.unwrap();
             assert_eq!(result.unwrap(), 1, "the follower got the leader's flight");
@@ -461,12 +492,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_reaches_every_waiter_and_leaves_nothing_behind() {
+        a_panic_ends_the_flight_alone(Join::Spawned).await;
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_an_inline_flight_does_not_reach_the_leader() {
+        a_panic_ends_the_flight_alone(Join::Inline).await;
+    }
+
+    async fn a_panic_ends_the_flight_alone(how: Join) {
         timeout(LIMIT, async {
             let group = Arc::new(FlightGroup::<u32>::new());
             // Not the user's code (that is caught where it is called): the task ends, and the
             // waiters learn that it did.
-            let result = group
-                .join("k", |_| async { panic!("a groupcache bug") })
+            let result = how
+                .join(&group, "k", |_| async { panic!("a groupcache bug") })
                 .wait()
                 .await;
             let err = result.unwrap_err();
@@ -505,41 +545,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_inline_leader_that_gives_up_detaches_the_flight() {
-        timeout(LIMIT, async {
-            let group = Arc::new(FlightGroup::<u32>::new());
-            let gate = Arc::new(Notify::new());
-            let g = gate.clone();
-            let leader = tokio::spawn({
-                let group = group.clone();
-                async move {
-                    group
-                        .join_inline("k", |_| async move {
-                            g.notified().await;
-                            Ok(1)
-                        })
-                        .wait()
-                        .await
-                }
-            });
-            wait_for_waiters(&group, "k", 1).await;
-            let follower = tokio::spawn({
-                let group = group.clone();
-                async move { group.join_inline("k", |_| async { Ok(2) }).wait().await }
-            });
-            wait_for_waiters(&group, "k", 2).await;
-            leader.abort();
-            assert!(leader.await.unwrap_err().is_cancelled());
-            // The flight goes on in a task of its own: the follower gets its result.
-            gate.notify_one();
-            assert_eq!(follower.await.unwrap().unwrap(), 1);
-            assert_eq!(group.len(), 0);
-        })
-        .await
-        .expect("timed out");
-    }
-
-    #[tokio::test]
     async fn an_inline_ticket_dropped_unawaited_still_runs_its_flight() {
         timeout(LIMIT, async {
             let group = Arc::new(FlightGroup::<u32>::new());
@@ -550,21 +555,6 @@ mod tests {
                 Ok(1)
             }));
             ran.notified().await;
-        })
-        .await
-        .expect("timed out");
-    }
-
-    #[tokio::test]
-    async fn a_panic_in_an_inline_flight_does_not_reach_the_leader() {
-        timeout(LIMIT, async {
-            let group = Arc::new(FlightGroup::<u32>::new());
-            let result = group
-                .join_inline("k", |_| async { panic!("a groupcache bug") })
-                .wait()
-                .await;
-            assert_eq!(result.unwrap_err().kind(), ErrorKind::Abandoned);
-            assert_eq!(group.len(), 0);
         })
         .await
         .expect("timed out");
