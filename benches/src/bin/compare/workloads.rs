@@ -204,14 +204,9 @@ pub(crate) async fn large_value(plan: &Plan, rows: &mut Vec<Row>) {
     remote(plan, &workload, plan.large_value, None, rows).await;
 }
 
-async fn remote(
-    plan: &Plan,
-    workload: &str,
-    value_size: usize,
-    go: Option<&Go>,
-    rows: &mut Vec<Row>,
-) {
-    let setup = Setup {
+/// Two peers, the asker's hot cache off: every get of a key the other peer owns is a request.
+fn remote_setup(value_size: usize) -> Setup {
+    Setup {
         nodes: 2,
         value_size,
         loader_delay: None,
@@ -220,7 +215,26 @@ async fn remote(
         peer_timeout: PEER_TIMEOUT,
         proxied: None,
         hedge_percentile: None,
+    }
+}
+
+/// The bare tonic round trip of the remote rows, with a payload of `value_size` bytes.
+async fn echo_entrant(value_size: usize) -> Entrant {
+    let echo = EchoCall {
+        pair: EchoPair::start(value_size).await,
+        key: "remote-0".to_owned(),
     };
+    Entrant::new(ECHO, echo, || None)
+}
+
+async fn remote(
+    plan: &Plan,
+    workload: &str,
+    value_size: usize,
+    go: Option<&Go>,
+    rows: &mut Vec<Row>,
+) {
+    let setup = remote_setup(value_size);
     let keys = (0, 1, plan.in_flight);
     let mut entrants = Vec::new();
     let mut ours = None;
@@ -236,11 +250,7 @@ async fn remote(
         entrants.push(gets_from(PUBLISHED, &published, &setup, keys).await);
     }
     if plan.wants(ECHO) {
-        let echo = EchoCall {
-            pair: EchoPair::start(value_size).await,
-            key: "remote-0".to_owned(),
-        };
-        entrants.push(Entrant::new(ECHO, echo, || None));
+        entrants.push(echo_entrant(value_size).await);
     }
     entrants.extend(go.and_then(|go| go.entrant("remote", value_size, plan.in_flight)));
     both_modes(plan, workload, 1, &entrants, go, rows).await;
@@ -263,16 +273,7 @@ async fn remote(
 /// the remote hit rows, with coalescing on (`OURS`), next to ours with it off and the echo.
 /// Only in flight: a sequential caller never finds a request to share.
 pub(crate) async fn coalescing(plan: &Plan, value_size: usize, rows: &mut Vec<Row>) {
-    let setup = Setup {
-        nodes: 2,
-        value_size,
-        loader_delay: None,
-        hot_cache: false,
-        max_value: value_size,
-        peer_timeout: PEER_TIMEOUT,
-        proxied: None,
-        hedge_percentile: None,
-    };
+    let setup = remote_setup(value_size);
     let keys = (0, 1, plan.in_flight);
     let mut entrants = Vec::new();
     let mut coalesced = None;
@@ -284,11 +285,7 @@ pub(crate) async fn coalescing(plan: &Plan, value_size: usize, rows: &mut Vec<Ro
         entrants.push(gets_from(OURS_SINGLE, &single, &setup, keys).await);
     }
     if plan.wants(ECHO) {
-        let echo = EchoCall {
-            pair: EchoPair::start(value_size).await,
-            key: "remote-0".to_owned(),
-        };
-        entrants.push(Entrant::new(ECHO, echo, || None));
+        entrants.push(echo_entrant(value_size).await);
     }
     let mode = Mode {
         budget: plan.budget,
