@@ -24,14 +24,11 @@ use crate::defaults::MAX_BATCH_KEYS;
 use crate::flight::{Role, Superseded, Ticket};
 use crate::log_throttle::REPEATED_FAILURE_LOG_INTERVAL;
 use crate::outcome::Outcome;
-use crate::peer::client::{KeyReply, PeerClient};
+use crate::peer::client::{KeyReply, PeerClient, split_into_batches};
 use crate::peer::status::PeerFailure;
 use crate::routing::Route;
 use crate::trace::TraceContext;
 use crate::{Error, GroupcachePeer};
-
-/// What a key of a `GetMany` request adds to it besides its bytes: a field tag and a length.
-const KEY_OVERHEAD: usize = 8;
 
 /// A key whose fetch flight this call leads, waiting for its owner's batch.
 struct Led<V> {
@@ -172,23 +169,10 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
         led: Vec<Led<V>>,
         context: Option<&TraceContext>,
     ) {
-        let limit = self
-            .node
-            .config()
-            .max_batch_request_size()
-            .saturating_sub(self.name.len() + KEY_OVERHEAD);
-        let mut batch = Vec::new();
-        let mut size = 0;
-        for led in led {
-            let len = led.key.len() + KEY_OVERHEAD;
-            if !batch.is_empty() && (batch.len() == MAX_BATCH_KEYS || size + len > limit) {
-                self.send_batch(client, std::mem::take(&mut batch), context);
-                size = 0;
-            }
-            size += len;
-            batch.push(led);
-        }
-        if !batch.is_empty() {
+        let max_request = self.node.config().max_batch_request_size();
+        let batches =
+            split_into_batches(led, |led| &led.key, &self.name, max_request, MAX_BATCH_KEYS);
+        for batch in batches {
             self.send_batch(client, batch, context);
         }
     }

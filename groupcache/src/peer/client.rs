@@ -29,7 +29,7 @@ use crate::{Error, ErrorKind, GroupcachePeer};
 mod batch;
 mod coalesce;
 
-pub(crate) use self::batch::KeyReply;
+pub(crate) use self::batch::{KeyReply, split_into_batches};
 pub(crate) use self::coalesce::CoalesceConfig;
 use self::coalesce::Coalescer;
 

@@ -10,6 +10,38 @@ use crate::peer::status::{PeerFailure, from_key_status, from_status};
 use crate::trace::TraceContext;
 use crate::{Error, ErrorKind};
 
+/// What a key of a `GetMany` request adds to it besides its bytes: a field tag and a length.
+const KEY_OVERHEAD: usize = 8;
+
+/// Splits `items` (each asking for the key `key_of` names) into the batches of `GetMany`
+/// requests for `group`: at most `max_keys` keys each, and within `max_request` bytes of
+/// request, in their order.
+pub(crate) fn split_into_batches<T>(
+    items: Vec<T>,
+    key_of: impl Fn(&T) -> &str,
+    group: &str,
+    max_request: usize,
+    max_keys: usize,
+) -> Vec<Vec<T>> {
+    let limit = max_request.saturating_sub(group.len() + KEY_OVERHEAD);
+    let mut batches = Vec::new();
+    let mut batch: Vec<T> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let len = key_of(&item).len() + KEY_OVERHEAD;
+        if !batch.is_empty() && (batch.len() == max_keys || size + len > limit) {
+            batches.push(std::mem::take(&mut batch));
+            size = 0;
+        }
+        size += len;
+        batch.push(item);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+}
+
 /// The owner's answer for one key of a `GetMany`.
 #[derive(Debug)]
 pub(crate) enum KeyReply {

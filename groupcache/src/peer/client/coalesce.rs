@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{KeyReply, PeerClient, Reply};
+use super::{KeyReply, PeerClient, Reply, split_into_batches};
 use crate::defaults::MAX_BATCH_KEYS;
 use crate::peer::status::PeerFailure;
 use crate::trace::TraceContext;
@@ -31,9 +31,6 @@ use crate::{Error, ErrorKind};
 /// get in it until its last byte arrives, so several smaller requests, answered side by side,
 /// serve large values sooner. One HTTP/2 frame's worth (the client's largest).
 const TARGET_REPLY_BYTES: u64 = 256 * 1024;
-
-/// Per-key framing in a `GetMany` request, as `get_many` counts it.
-const KEY_OVERHEAD: usize = 8;
 
 /// How a peer client coalesces gets, from the builder.
 #[derive(Debug, Clone, Copy)]
@@ -222,28 +219,13 @@ impl Coalescer {
                 None => by_group.push((Arc::clone(&one.group), vec![one])),
             }
         }
-        let mut batches = Vec::new();
-        for (group, list) in by_group {
-            let limit = self
-                .config
-                .max_request
-                .saturating_sub(group.len() + KEY_OVERHEAD);
-            let mut batch: Vec<Queued> = Vec::new();
-            let mut size = 0;
-            for one in list {
-                let len = one.key.len() + KEY_OVERHEAD;
-                if !batch.is_empty() && (batch.len() == max_keys || size + len > limit) {
-                    batches.push(std::mem::take(&mut batch));
-                    size = 0;
-                }
-                size += len;
-                batch.push(one);
-            }
-            if !batch.is_empty() {
-                batches.push(batch);
-            }
-        }
-        batches
+        let max_request = self.config.max_request;
+        by_group
+            .into_iter()
+            .flat_map(|(group, list)| {
+                split_into_batches(list, |one| &one.key, &group, max_request, max_keys)
+            })
+            .collect()
     }
 
     /// Most keys in one shared request: as many as recent values say fit in
