@@ -412,6 +412,18 @@ impl<V: Send + Sync + 'static> Tier<V> {
         picked
     }
 
+    /// Whether an entry of `weight` bytes fits in this tier beside what it holds, so that
+    /// storing it evicts nothing. Approximate while other threads insert; never probes more
+    /// than the backend's shard totals (no pending maintenance is run).
+    pub(crate) fn has_room_for(&self, weight: u64) -> bool {
+        let held = match &self.store {
+            Some(Store::Quick(store)) => store.weight(),
+            Some(Store::Moka(store)) => store.weight(),
+            None => return false,
+        };
+        weight <= self.max_entry && held.saturating_add(weight) <= self.capacity
+    }
+
     pub(crate) fn stats(&self) -> TierStats {
         let (entries, weighted_bytes) = match &self.store {
             Some(Store::Quick(store)) => store.size(),

@@ -9,7 +9,7 @@
 //! | time-to-live jitter | [`TTL_JITTER`] (10%) | [`GroupBuilder::ttl_jitter`] |
 //! | `NotFound` cached for | not cached | [`GroupBuilder::not_found_ttl`] |
 //! | hot cache time to live | [`HOT_CACHE_TTL`] (60 s) | [`GroupBuilder::hot_cache_ttl`] |
-//! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn), besides values marked hot | [`GroupBuilder::hot_cache_policy`] |
+//! | hot cache policy | [`PromoteOneIn(10)`](crate::cache::PromoteOneIn), besides values marked hot and while the hot cache has room | [`GroupBuilder::hot_cache_policy`] |
 //! | requests that make a key hot, as its owner | [`HOT_KEY_THRESHOLD`] (4) | [`GroupBuilder::hot_key_threshold`] |
 //! | codec | [`Postcard`](crate::codec::Postcard) | [`GroupBuilder::codec`] |
 //! | cache backend | [`CacheBackend::QuickCache`](crate::cache::CacheBackend) | [`GroupBuilder::cache_backend`] |

@@ -151,8 +151,9 @@ impl<V: Clone + Send + Sync + 'static, C> GroupBuilder<V, C> {
     }
 
     /// Which values fetched from other peers are kept in the hot cache. Default:
-    /// [`PromoteOneIn(10)`](PromoteOneIn), one in ten at random, as Go groupcache. A policy
-    /// that panics keeps no copy (the panic is logged).
+    /// [`PromoteOneIn(10)`](PromoteOneIn): every value while the hot cache has room for it,
+    /// every value the owner marks hot, and one in ten of the others at random, as Go
+    /// groupcache. A policy that panics keeps no copy (the panic is logged).
     pub fn hot_cache_policy(mut self, policy: impl HotCachePolicy) -> Self {
         self.promotion = Arc::new(policy);
         self

@@ -674,9 +674,11 @@ impl<V: Clone + Send + Sync + 'static> GroupState<V> {
     /// Whether the policy keeps a hot copy of a value fetched from its owner (which marked it
     /// hot or not); a panicking policy keeps none.
     fn should_promote(&self, key: &str, encoded_len: usize, marked_hot: bool) -> bool {
+        let weight = (key.len() + encoded_len) as u64;
+        let room = || self.hot.has_room_for(weight);
+        let fetched = FetchedValue::new(key, encoded_len, marked_hot).with_room(&room);
         self.user_code(UserCode::HotCachePolicy, key, || {
-            self.promotion
-                .should_promote_fetched(&FetchedValue::new(key, encoded_len, marked_hot))
+            self.promotion.should_promote_fetched(&fetched)
         })
         .unwrap_or(false)
     }

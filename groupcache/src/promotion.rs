@@ -7,7 +7,8 @@ use std::fmt::Debug;
 /// A hot copy turns the next `get` of that key into a local hit (no network hop), at the cost
 /// of memory and of staleness after a `remove` (see
 /// [`Group::remove`](crate::Group::remove)). The default, [`PromoteOneIn::default`], keeps
-/// every value its owner marks hot (the owner counts how often peers ask it for each key: see
+/// every value while the hot cache has room for it, every value its owner marks hot (the owner
+/// counts how often peers ask it for each key: see
 /// [`GroupBuilder::hot_key_threshold`](crate::GroupBuilder::hot_key_threshold)) and, besides,
 /// 1 fetch in 10 at random, as Go groupcache does.
 ///
@@ -44,12 +45,17 @@ pub trait HotCachePolicy: Debug + Send + Sync + 'static {
 }
 
 /// A value fetched from its owner, as a [`HotCachePolicy`] sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct FetchedValue<'a> {
     key: &'a str,
     encoded_len: usize,
     marked_hot: bool,
+    /// Asked only when a policy wants to know: it reads the hot cache's size.
+    room: &'a (dyn Fn() -> bool + Sync),
 }
+
+/// The room of a hot cache that has none.
+const NO_ROOM: &(dyn Fn() -> bool + Sync) = &|| false;
 
 impl<'a> FetchedValue<'a> {
     pub(crate) fn new(key: &'a str, encoded_len: usize, marked_hot: bool) -> Self {
@@ -57,7 +63,13 @@ impl<'a> FetchedValue<'a> {
             key,
             encoded_len,
             marked_hot,
+            room: NO_ROOM,
         }
+    }
+
+    /// This value, in a hot cache whose room `room` tells (read only if a policy asks).
+    pub(crate) fn with_room(self, room: &'a (dyn Fn() -> bool + Sync)) -> Self {
+        FetchedValue { room, ..self }
     }
 
     /// The key.
@@ -78,11 +90,37 @@ impl<'a> FetchedValue<'a> {
     pub fn marked_hot(&self) -> bool {
         self.marked_hot
     }
+
+    /// Whether the hot cache has room for a copy of this value beside what it holds, so that
+    /// keeping it would evict nothing (what it holds plus the copy's weight, key and encoded
+    /// value, is within [`hot_cache_capacity`](crate::GroupBuilder::hot_cache_capacity)).
+    /// Read from the cache's size when called, so approximate while other values are being
+    /// stored.
+    #[must_use]
+    pub fn hot_cache_has_room(&self) -> bool {
+        (self.room)()
+    }
 }
 
-/// Promote every value its owner marks hot, and one other fetched value in `n`, chosen at
-/// random. `PromoteOneIn(1)` promotes every value; `PromoteOneIn(0)` none, not even marked ones
-/// (no hot copies at all).
+impl Debug for FetchedValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedValue")
+            .field("key", &self.key)
+            .field("encoded_len", &self.encoded_len)
+            .field("marked_hot", &self.marked_hot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Promote every value its owner marks hot, every value the hot cache has room for, and one
+/// other fetched value in `n`, chosen at random. `PromoteOneIn(1)` promotes every value;
+/// `PromoteOneIn(0)` none, not even marked ones (no hot copies at all).
+///
+/// While the hot cache is not full, a copy evicts nothing: it costs only memory the hot cache
+/// was given, and turns the next `get` of its key into a local hit. Once the hot cache is full,
+/// a copy takes the place of another, and only the values the owner marks hot and 1 in `n` of
+/// the others (Go groupcache's rule) are let in; the cache's own eviction then keeps those
+/// read most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromoteOneIn(pub u32);
 
@@ -104,7 +142,9 @@ impl HotCachePolicy for PromoteOneIn {
 
     fn should_promote_fetched(&self, fetched: &FetchedValue<'_>) -> bool {
         self.0 != 0
-            && (fetched.marked_hot() || self.should_promote(fetched.key(), fetched.encoded_len()))
+            && (fetched.marked_hot()
+                || self.should_promote(fetched.key(), fetched.encoded_len())
+                || fetched.hot_cache_has_room())
     }
 }
 
@@ -129,6 +169,19 @@ mod tests {
         let unmarked = FetchedValue::new("k", 1, false);
         assert!((0..1000).all(|_| !PromoteOneIn(0).should_promote_fetched(&unmarked)));
         assert!((0..1000).all(|_| PromoteOneIn(1).should_promote_fetched(&unmarked)));
+    }
+
+    #[test]
+    fn values_the_hot_cache_has_room_for_are_promoted_unless_none_are() {
+        let room = || true;
+        let fits = FetchedValue::new("k", 1, false).with_room(&room);
+        assert!((0..1000).all(|_| PromoteOneIn(1_000_000).should_promote_fetched(&fits)));
+        assert!((0..1000).all(|_| !PromoteOneIn(0).should_promote_fetched(&fits)));
+        let full = FetchedValue::new("k", 1, false);
+        let promoted = (0..1000)
+            .filter(|_| PromoteOneIn(1_000_000).should_promote_fetched(&full))
+            .count();
+        assert!(promoted <= 1, "{promoted}");
     }
 
     #[test]

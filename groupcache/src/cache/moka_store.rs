@@ -91,6 +91,11 @@ impl<V: Send + Sync + 'static> MokaStore<V> {
     }
 
     /// `(entries, weighted bytes)`, after moka's pending maintenance has run.
+    /// What the entries weigh together, as of moka's last maintenance (none is run here).
+    pub(super) fn weight(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
     pub(super) fn size(&self) -> (u64, u64) {
         self.cache.run_pending_tasks();
         (self.cache.entry_count(), self.cache.weighted_size())

@@ -157,6 +157,11 @@ impl<V: Send + Sync + 'static> QuickStore<V> {
     }
 
     /// `(entries, weighted bytes)`.
+    /// What the entries weigh together.
+    pub(super) fn weight(&self) -> u64 {
+        self.cache.weight()
+    }
+
     pub(super) fn size(&self) -> (u64, u64) {
         (self.cache.len() as u64, self.cache.weight())
     }

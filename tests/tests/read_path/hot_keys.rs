@@ -174,3 +174,49 @@ async fn by_default_the_fourth_request_is_marked() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_are_kept_while_the_hot_cache_has_room_and_then_only_as_sampled() {
+    within_limit(async {
+        // Room for about 8 copies of these 25-30 byte entries. `PromoteOneIn(u32::MAX)`
+        // samples (all but) never, and no key is marked: what is kept is kept for room alone.
+        const ROOM: u64 = 200;
+        let cluster = ClusterSpec::new(2)
+            .configure(|_, b| b.peer_timeout(PATIENT).handoff_window(Duration::ZERO))
+            .configure_group(|_, g| {
+                g.hot_key_threshold(None)
+                    .hot_cache_capacity(ROOM)
+                    .hot_cache_policy(PromoteOneIn(u32::MAX))
+            })
+            .start()
+            .await;
+        let keys = cluster.keys_owned_by(1, "room", 20);
+        let asker = cluster.node(0);
+        for key in &keys {
+            assert_eq!(asker.get(key).await.unwrap(), value_of(key, 1));
+        }
+        let first = asker.stats().hot_cache;
+        assert!(first.entries >= 2, "{first:?}");
+        assert!(first.entries < keys.len() as u64, "{first:?}");
+        assert_eq!(
+            first.evictions, 0,
+            "a full hot cache let a copy in: {first:?}"
+        );
+        assert!(first.weighted_bytes <= ROOM, "{first:?}");
+        let heaviest = first.weighted_bytes.div_ceil(first.entries) * 2;
+        assert!(
+            ROOM - first.weighted_bytes < heaviest,
+            "copies stopped before the hot cache was full: {first:?}"
+        );
+        // The copies serve; the other keys still go to their owner.
+        for key in &keys {
+            assert_eq!(asker.get(key).await.unwrap(), value_of(key, 1));
+        }
+        let stats = asker.stats();
+        assert_eq!(stats.hot_hits, first.entries);
+        assert_eq!(stats.peer_loads, 2 * keys.len() as u64 - first.entries);
+        assert_eq!(stats.hot_cache.evictions, 0);
+        cluster.shutdown().await;
+    })
+    .await;
+}
